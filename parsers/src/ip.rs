@@ -1,0 +1,195 @@
+//! IP addresses as the director parses and prints them.
+//!
+//! Parsing follows Dovecot's `net_addr2ip` (`src/lib/net.c`): a strict dotted quad or a
+//! single decimal number is IPv4; text containing `:` is IPv6 (optionally in brackets);
+//! otherwise the libc `inet_aton` forms (`10.1`, `0x0a000001`, octal parts). Printing
+//! follows glibc's `inet_ntop`, which differs from Rust's `Display` for a few IPv6 forms.
+//! Ordering (IPv4 before IPv6, then bytes in network order) is `IpAddr`'s own `Ord`.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Parse an IP address exactly as Dovecot's `net_addr2ip` accepts it.
+pub fn parse_ip(text: &[u8]) -> Option<IpAddr> {
+    let s = std::str::from_utf8(text).ok()?;
+    if let Some(v4) = parse_strict_v4(s) {
+        return Some(IpAddr::V4(v4));
+    }
+    if s.contains(':') {
+        let inner = s
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .unwrap_or(s);
+        return inner.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
+    }
+    inet_aton(s).map(IpAddr::V4)
+}
+
+fn parse_strict_v4(s: &str) -> Option<Ipv4Addr> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    if !s.contains('.') {
+        return s.parse::<u32>().ok().map(Ipv4Addr::from);
+    }
+    let mut octets = [0u8; 4];
+    let mut n = 0;
+    for part in s.split('.') {
+        if n == 4 || part.is_empty() || part.len() > 3 {
+            return None;
+        }
+        octets[n] = part.parse::<u8>().ok()?;
+        n += 1;
+    }
+    (n == 4).then(|| Ipv4Addr::from(octets))
+}
+
+/// glibc `inet_aton`: 1-4 parts, each decimal, `0x` hex or leading-`0` octal; the last part
+/// fills the remaining bytes.
+fn inet_aton(s: &str) -> Option<Ipv4Addr> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
+    }
+    let mut vals = Vec::with_capacity(4);
+    for p in &parts {
+        vals.push(c_strtoul(p)?);
+    }
+    let last = *vals.last()?;
+    let fixed = &vals[..vals.len() - 1];
+    if fixed.iter().any(|&v| v > 255) {
+        return None;
+    }
+    let rest_bits = 8 * (4 - fixed.len() as u32);
+    if rest_bits < 32 && last >= (1u64 << rest_bits) {
+        return None;
+    }
+    if last > u32::MAX as u64 {
+        return None;
+    }
+    let mut addr: u32 = 0;
+    for (i, &v) in fixed.iter().enumerate() {
+        addr |= (v as u32) << (24 - 8 * i as u32);
+    }
+    addr |= last as u32;
+    Some(Ipv4Addr::from(addr))
+}
+
+fn c_strtoul(p: &str) -> Option<u64> {
+    if p.is_empty() {
+        return None;
+    }
+    let (digits, radix) = if let Some(h) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+        (h, 16)
+    } else if p.len() > 1 && p.starts_with('0') {
+        (&p[1..], 8)
+    } else {
+        (p, 10)
+    };
+    if digits.is_empty() {
+        // "0x" alone is accepted by glibc as 0
+        return (radix == 16).then_some(0);
+    }
+    u64::from_str_radix(digits, radix).ok()
+}
+
+/// Canonical text of an address, byte-identical to glibc's `inet_ntop`.
+pub fn ip_to_string(ip: &IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => ipv6_ntop(v6),
+    }
+}
+
+fn ipv6_ntop(ip: &Ipv6Addr) -> String {
+    let w = ip.segments();
+    // longest run of zero words (first one wins on ties), only if at least 2 long
+    let (mut best_base, mut best_len) = (usize::MAX, 0usize);
+    let mut i = 0;
+    while i < 8 {
+        if w[i] == 0 {
+            let start = i;
+            while i < 8 && w[i] == 0 {
+                i += 1;
+            }
+            if i - start > best_len {
+                best_base = start;
+                best_len = i - start;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    if best_len < 2 {
+        best_base = usize::MAX;
+    }
+    let mut out = String::with_capacity(39);
+    let in_best = |i: usize| best_base != usize::MAX && i >= best_base && i < best_base + best_len;
+    for i in 0..8 {
+        if in_best(i) {
+            if i == best_base {
+                out.push(':');
+            }
+            continue;
+        }
+        if i != 0 {
+            out.push(':');
+        }
+        // embedded IPv4 for ::a.b.c.d and ::ffff:a.b.c.d, as glibc prints them
+        if i == 6 && best_base == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff)) {
+            let _ = write!(out, "{}.{}.{}.{}", w[6] >> 8, w[6] & 0xff, w[7] >> 8, w[7] & 0xff);
+            return out;
+        }
+        let _ = write!(out, "{:x}", w[i]);
+    }
+    if best_base != usize::MAX && best_base + best_len == 8 {
+        out.push(':');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Option<String> {
+        parse_ip(s.as_bytes()).map(|ip| ip_to_string(&ip))
+    }
+
+    #[test]
+    fn dovecot_forms() {
+        assert_eq!(p("10.0.0.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(p("5").as_deref(), Some("0.0.0.5"));
+        assert_eq!(p("10.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(p("0x0a000001").as_deref(), Some("10.0.0.1"));
+        assert_eq!(p("2001:DB8::0001").as_deref(), Some("2001:db8::1"));
+        assert_eq!(p("[2001:db8::1]").as_deref(), Some("2001:db8::1"));
+        assert_eq!(p("4294967295").as_deref(), Some("255.255.255.255"));
+        assert_eq!(p("4294967296"), None);
+        assert_eq!(p("10.0.0.256"), None);
+        assert_eq!(p("host.example"), None);
+        assert_eq!(p(""), None);
+        assert_eq!(p("-1"), None);
+    }
+
+    #[test]
+    fn ntop_matches_glibc() {
+        let cases = [
+            ("::", "::"),
+            ("::1", "::1"),
+            ("1::", "1::"),
+            ("1:0:0:2::", "1:0:0:2::"),
+            ("1:0:2:0:0:3::", "1:0:2::3:0:0"),
+            ("::ffff:0:0", "::ffff:0.0.0.0"),
+            ("::0:1:0", "::0.1.0.0"),
+            ("0:0:0:0:0:1:0:0", "::1:0:0"),
+            ("1:0:3:4:5:6:7:8", "1:0:3:4:5:6:7:8"),
+            ("::ffff:1.2.3.4", "::ffff:1.2.3.4"),
+            ("::1.2.3.4", "::1.2.3.4"),
+            ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(p(input).as_deref(), Some(want), "{input}");
+        }
+    }
+}
