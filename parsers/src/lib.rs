@@ -14,6 +14,7 @@ pub mod auth_master;
 pub mod authreply;
 pub mod error;
 pub mod escape;
+pub mod field;
 pub mod flush;
 pub mod framing;
 pub mod ip;
