@@ -122,6 +122,24 @@ pub(crate) fn parse_u32(text: &[u8], field: usize) -> Result<u32, ParseError> {
     })
 }
 
+/// Dovecot's `version_string_verify`: `line` must be `VERSION\t<service>\t<major>\t<minor>`
+/// with exactly this service name and major version (decimal, leading zeros allowed) and an
+/// unsigned minor; returns the minor. Every failure is [`ParseErrorKind::BadHandshake`],
+/// `field` = the index of the offending field.
+pub fn version_string_verify(line: &[u8], service: &[u8], major: u32) -> Result<u32, ParseError> {
+    let bad = |field| ParseError::new(ParseErrorKind::BadHandshake, field);
+    let rest = line.strip_prefix(b"VERSION\t").ok_or(bad(0))?;
+    let rest = rest
+        .strip_prefix(service)
+        .and_then(|r| r.strip_prefix(b"\t"))
+        .ok_or(bad(1))?;
+    let tab = memchr::memchr(b'\t', rest).ok_or(bad(3))?;
+    if parse_u32(&rest[..tab], 2) != Ok(major) {
+        return Err(bad(2));
+    }
+    parse_u32(&rest[tab + 1..], 3).map_err(|_| bad(3))
+}
+
 /// Require exactly `n` arguments.
 pub(crate) fn want_args(args: &[&[u8]], n: usize) -> Result<(), ParseError> {
     if args.len() == n {
@@ -211,6 +229,21 @@ mod tests {
             assert_eq!(format!("{:?}", Field::wire(raw)), shown);
         }
         assert_eq!(format!("{:?}", Secret(Field::wire(b"x"))), "<hidden>");
+    }
+
+    #[test]
+    fn version_handshakes() {
+        let v = |line: &[u8]| version_string_verify(line, b"svc", 1);
+        let bad = |field| Err(ParseError::new(ParseErrorKind::BadHandshake, field));
+        assert_eq!(v(b"VERSION\tsvc\t1\t0"), Ok(0));
+        assert_eq!(v(b"VERSION\tsvc\t01\t4294967295"), Ok(u32::MAX));
+        assert_eq!(v(b"VERSION svc\t1\t0"), bad(0));
+        assert_eq!(v(b"VERSION\tsvcx\t1\t0"), bad(1));
+        assert_eq!(v(b"VERSION\tsvc"), bad(1));
+        assert_eq!(v(b"VERSION\tsvc\t1"), bad(3));
+        assert_eq!(v(b"VERSION\tsvc\t2\t0"), bad(2));
+        assert_eq!(v(b"VERSION\tsvc\t1\t"), bad(3));
+        assert_eq!(v(b"VERSION\tsvc\t1\t0\t0"), bad(3));
     }
 
     #[test]
