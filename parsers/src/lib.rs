@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod anvil;
 pub mod auth_client;
 pub mod auth_master;
 pub mod authreply;
