@@ -207,6 +207,37 @@ pub fn decorate(
     hostip: Option<&str>,
     out: &mut Vec<u8>,
 ) {
+    push_decoration(line, proxy_refresh, host, hostip, out);
+    out.push(b'\n');
+}
+
+/// [`decorate`], then `\t<field>=<hash>` before the LF: the optional Dovecot 2.4 extension
+/// (dovecot-2.4.md §6.5 (a)) that makes sessions kickable by hash through anvil's
+/// `KICK-ALT-USER`. `field` must be a `user_*` name such as `user_director_hash`.
+pub fn decorate_with_hash(
+    line: &[u8],
+    proxy_refresh: u32,
+    host: &str,
+    hostip: Option<&str>,
+    field: &str,
+    hash: u32,
+    out: &mut Vec<u8>,
+) {
+    push_decoration(line, proxy_refresh, host, hostip, out);
+    out.push(b'\t');
+    out.extend_from_slice(field.as_bytes());
+    out.push(b'=');
+    push_u32(out, hash);
+    out.push(b'\n');
+}
+
+fn push_decoration(
+    line: &[u8],
+    proxy_refresh: u32,
+    host: &str,
+    hostip: Option<&str>,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(line);
     out.extend_from_slice(b"\tproxy_refresh=");
     push_u32(out, proxy_refresh);
@@ -216,7 +247,6 @@ pub fn decorate(
         out.extend_from_slice(b"\thostip=");
         out.extend_from_slice(ip.as_bytes());
     }
-    out.push(b'\n');
 }
 
 /// Append the failure reply (§6.2): `FAIL\t<id>\tcode=temp_fail\n`, `<id>` being the raw
@@ -316,6 +346,27 @@ mod tests {
                 want.escape_ascii().to_string()
             );
         }
+    }
+
+    /// dovecot-2.4.md §6.5 (a), as the 2.4 lab relay sent it.
+    #[test]
+    fn decorate_with_hash_known_answer() {
+        let line = b"OK\t10\tuser=kick03\tproxy=yes\tlip=127.0.4.10\tlport=143\tpass=pass";
+        let mut out = Vec::new();
+        decorate_with_hash(
+            line,
+            450,
+            "127.0.4.12",
+            None,
+            "user_director_hash",
+            245949797,
+            &mut out,
+        );
+        let want: &[u8] = b"OK\t10\tuser=kick03\tproxy=yes\tlip=127.0.4.10\tlport=143\tpass=pass\tproxy_refresh=450\thost=127.0.4.12\tuser_director_hash=245949797\n";
+        assert_eq!(
+            out.escape_ascii().to_string(),
+            want.escape_ascii().to_string()
+        );
     }
 
     /// §6.2 [verified]: `FAIL\t<id>\tcode=temp_fail` for OK and PASS lines.
