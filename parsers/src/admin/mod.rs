@@ -10,6 +10,8 @@
 //!   answers, so [`Reply::parse_for`] takes that [`Command`].
 //!
 //! Lines are given without their LF (and without a CR before it: the framer removes it).
+//! The director reads at most [`crate::framing::DIRECTOR_MAX_LINE`] bytes per line, LF
+//! included; frame with that limit and close the connection on a longer line.
 //! Every field is tab-unescaped, and both directions behave like C strings: a raw NUL ends
 //! the line, and a field that decodes to NUL ends at it.
 

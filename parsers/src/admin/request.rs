@@ -289,7 +289,9 @@ impl Request {
         })
     }
 
-    /// Append the line, LF included, in the form doveadm writes it (every field escaped).
+    /// Append the line, LF included, every field tab-escaped. This is doveadm's form except
+    /// that doveadm writes USER-LOOKUP's user and tag and HOST-SET/HOST-UPDATE's tag raw; the
+    /// two differ only for 0x01, TAB, CR and LF (see [`user_lookup_raw`]).
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.command().name().as_bytes());
         let put_ip = |out: &mut Vec<u8>, ip: &IpAddr| put_field(out, ip_to_string(ip).as_bytes());
