@@ -44,6 +44,8 @@ pub mod hosts_hash;
 mod parse;
 
 #[cfg(test)]
+mod kat;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
