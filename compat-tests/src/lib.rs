@@ -4,6 +4,7 @@
 //! - [`dovecot`]: finding the installed Dovecot and deciding whether a test can run.
 //! - [`instance`]: a private `dovecot` master (own config, base_dir, logs), stopped by pid.
 //! - [`admin`]: a small `director-doveadm` protocol client.
+//! - [`capture`]: recording fixture transcripts for the parser tests (`capture_fixtures`).
 //! - [`doveadm`]: running the real `doveadm` binary.
 //! - [`transcript`]: the transcript row format shared with `parsers/tests/common/mod.rs`.
 //! - [`relay`]: recording relays (UNIX socket, TCP, FIFO) that write transcripts.
@@ -13,6 +14,7 @@
 //! Nothing here reads `/etc/dovecot` or stops a process it did not start.
 
 pub mod admin;
+pub mod capture;
 pub mod doveadm;
 pub mod dovecot;
 pub mod instance;

@@ -101,6 +101,34 @@ impl Recorder {
         g.rows.push(row);
     }
 
+    /// Connections opened (a `connected` event) but not yet `closed`.
+    pub fn open_connections(&self) -> usize {
+        let g = self.lock();
+        let opened = g
+            .rows
+            .iter()
+            .filter(|r| r.starts_with("# ") && r.ends_with(" connected"))
+            .count();
+        let closed = g
+            .rows
+            .iter()
+            .filter(|r| r.starts_with("# ") && r.ends_with(" closed"))
+            .count();
+        opened.saturating_sub(closed)
+    }
+
+    /// Waits (bounded) until every recorded connection has closed on both sides.
+    pub fn wait_idle(&self, timeout: std::time::Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.open_connections() > 0 {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        true
+    }
+
     /// Takes the rows recorded since the last `restart`/`take`.
     pub fn take(&self) -> Vec<String> {
         std::mem::take(&mut self.lock().rows)
@@ -111,6 +139,9 @@ impl Recorder {
 pub fn render(header: &[String], rows: &[String]) -> String {
     let mut out = String::new();
     for h in header {
+        if h.is_empty() {
+            out.push_str("#\n");
+        }
         for line in h.lines() {
             out.push_str(if line.is_empty() { "#" } else { "# " });
             out.push_str(line);
