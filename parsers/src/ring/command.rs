@@ -151,7 +151,8 @@ pub enum Pulse {
 ///
 /// Text fields (`Vec<u8>`) are unescaped unless documented as verbatim. `extra` fields are the
 /// trailing fields Dovecot ignores for that command, kept verbatim (still escaped, exactly as
-/// received) so that re-encoding reproduces the received bytes.
+/// received) so that re-encoding reproduces the received bytes; a verbatim field must not
+/// contain TAB or LF (parsing never produces one that does).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Command {
     /// `VERSION\tdirector\t1\t<minor>`: first line on both sides (§4.2). The parser checks the

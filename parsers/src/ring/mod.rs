@@ -93,7 +93,9 @@ pub enum Context {
     /// Ordinary traffic: `HOST` has an origin triple, `USER` is a ring refresh.
     #[default]
     Ring,
-    /// Between `HOST-HAND-START` and `HOST-HAND-END`: `HOST` is the handshake form.
+    /// Between `HOST-HAND-START` and `HOST-HAND-END`: `HOST` is the handshake form. Other
+    /// commands still parse; rejecting them ("Unexpected command during host list") is the
+    /// caller's job.
     HostList,
     /// Incoming connection before `DONE` from a peer with minor < 9: a `USER` with at least
     /// three fields is a handshake user (Dovecot's `CMD_IS_USER_HANDSHAKE`).
