@@ -137,7 +137,14 @@ fn ipv6_ntop(ip: &Ipv6Addr) -> String {
         }
         // embedded IPv4 for ::a.b.c.d and ::ffff:a.b.c.d, as glibc prints them
         if i == 6 && best_base == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff)) {
-            let _ = write!(out, "{}.{}.{}.{}", w[6] >> 8, w[6] & 0xff, w[7] >> 8, w[7] & 0xff);
+            let _ = write!(
+                out,
+                "{}.{}.{}.{}",
+                w[6] >> 8,
+                w[6] & 0xff,
+                w[7] >> 8,
+                w[7] & 0xff
+            );
             return out;
         }
         let _ = write!(out, "{:x}", w[i]);
