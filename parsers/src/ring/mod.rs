@@ -17,7 +17,8 @@
 //! * Commands in §2's exact-count list (`CONNECT`, `USER-WEAK`, `USER-MOVE`, `USER-KICK-ALT`,
 //!   `USER-KICK-HASH`, `HOST-REMOVE`, `HOST-FLUSH`, `USER-KICK`, `USER-KILLED-EVERYWHERE`,
 //!   `USER-KILLED`) reject any other field count. For every other command Dovecot ignores
-//!   extra trailing fields; we keep them verbatim in an `extra` field so that re-encoding a
+//!   extra trailing fields; we keep them verbatim ([`crate::field::Field`]s in an `extra`
+//!   field) so that re-encoding a
 //!   received line reproduces its bytes.
 //! * Numbers are unsigned decimal (leading zeros accepted, re-encoded without them); fields
 //!   Dovecot reads as `unsigned int` must fit in 32 bits, timestamps Dovecot reads as `time_t`
@@ -123,9 +124,9 @@ impl Command {
 
     /// `HOST-HAND-END` as Dovecot sends it, repeating the `ring_handshaked` flag.
     pub fn host_hand_end(handshaked: bool) -> Self {
-        let flag = if handshaked { b"1" } else { b"0" };
+        let flag: &[u8] = if handshaked { b"1" } else { b"0" };
         Command::HostHandEnd {
-            args: vec![flag.to_vec()],
+            args: vec![crate::field::Field::wire(flag)],
         }
     }
 
