@@ -18,8 +18,7 @@
 //!   `USER-KICK-HASH`, `HOST-REMOVE`, `HOST-FLUSH`, `USER-KICK`, `USER-KILLED-EVERYWHERE`,
 //!   `USER-KILLED`) reject any other field count. For every other command Dovecot ignores
 //!   extra trailing fields; we keep them verbatim ([`crate::field::Field`]s in an `extra`
-//!   field) so that re-encoding a
-//!   received line reproduces its bytes.
+//!   field) so that re-encoding a received line reproduces its bytes.
 //! * Numbers are unsigned decimal (leading zeros accepted, re-encoded without them); fields
 //!   Dovecot reads as `unsigned int` must fit in 32 bits, timestamps Dovecot reads as `time_t`
 //!   must fit in `i64`. Negative timestamps, which `str_to_time` would accept, are rejected:
