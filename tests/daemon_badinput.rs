@@ -88,9 +88,11 @@ fn authreply_bad_handshake_oversized_and_half_close() {
 
     let mut s = connect(&d.path("director-authreply"));
     read_lines(&mut s, 1);
-    s.write_all(b"OK\t1\tuser=alice\tproxy\n").unwrap();
+    s.write_all(b"OK\t1\tuser=alice\tproxy\tpass=secret\n")
+        .unwrap();
     assert!(is_closed(&mut s));
-    d.wait_log("authreply client sent invalid handshake: OK\t1\tuser=alice\tproxy");
+    d.wait_log("authreply client sent invalid handshake: OK\t1\tuser=alice\tproxy\tpass=<hidden>");
+    assert!(!d.log().contains("secret"));
 
     let mut s = connect(&d.path("director-authreply"));
     read_lines(&mut s, 1);

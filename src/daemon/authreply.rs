@@ -32,7 +32,7 @@ pub async fn serve(stream: UnixStream, rewriter: Arc<ReplyRewriter>, shutdown: C
             if ClientHandshake::parse(&line).is_err() {
                 error!(
                     "authreply client sent invalid handshake: {}",
-                    String::from_utf8_lossy(&line)
+                    super::loggable_line(&line)
                 );
                 return;
             }

@@ -108,7 +108,7 @@ async fn run(
                             continue;
                         }
                         Err(_) => {
-                            error!("ipc: Invalid input: {}", String::from_utf8_lossy(&line));
+                            error!("ipc: Invalid input: {}", super::loggable_line(&line));
                             conn = None;
                             if !fail_all(&owner, &mut pending, "Disconnected").await {
                                 return;

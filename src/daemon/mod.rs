@@ -54,6 +54,31 @@ pub(crate) fn describe_io_error(e: &io::Error) -> String {
     }
 }
 
+/// A peer's line for a log message, with credential fields (`pass=`, `resp=`, ...) replaced
+/// by `<hidden>` and control bytes other than TAB escaped, so that no log line leaks a password.
+pub(crate) fn loggable_line(line: &[u8]) -> String {
+    use director_parsers::field::Field;
+    let mut out = Vec::with_capacity(line.len());
+    for (i, raw) in line.split(|&b| b == b'\t').enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        match Field::from_raw(raw.to_vec()) {
+            Some(f) if f.is_secret() => {
+                out.extend_from_slice(f.key());
+                out.extend_from_slice(b"=<hidden>");
+            }
+            _ => out.extend_from_slice(raw),
+        }
+    }
+    out.iter()
+        .map(|&b| match b {
+            b'\t' | 0x20..=0x7e => (b as char).to_string(),
+            _ => format!("\\x{b:02x}"),
+        })
+        .collect()
+}
+
 /// A started daemon.
 #[derive(Debug)]
 pub struct RunningDaemon {
@@ -259,5 +284,16 @@ async fn serve_connection(kind: ConnKind, stream: UnixStream, ctx: Arc<Shared>) 
             .await
         }
         ConnKind::Admin => admin::serve(stream, ctx.owner.clone(), ctx.shutdown.clone()).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loggable_line_hides_credentials() {
+        assert_eq!(
+            super::loggable_line(b"OK\t1\tuser=alice\tpass=secret\tresp=AGFs\tnopassword\x01\xff"),
+            "OK\t1\tuser=alice\tpass=<hidden>\tresp=<hidden>\tnopassword\\x01\\xff"
+        );
     }
 }

@@ -139,7 +139,8 @@ impl Owner {
         loop {
             self.fire_timers();
             let sleep = match self.next_deadline_ms() {
-                Some(at) => Duration::from_millis(at.saturating_sub(self.clock.now_ms())),
+                // At least 1 ms, so a deadline a timer failed to clear cannot spin the task.
+                Some(at) => Duration::from_millis(at.saturating_sub(self.clock.now_ms()).max(1)),
                 // Nothing scheduled: wake up once in a while anyway (cheap, bounded).
                 None => Duration::from_secs(3600),
             };
