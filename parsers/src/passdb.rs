@@ -44,7 +44,7 @@ pub struct BadField {
 }
 
 /// What the director learns from an examined reply line (auth-proxy.md §4).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Examined<'a> {
     /// Raw text between the first TAB and the next one: the request ID, as echoed by
     /// [`temp_fail`].
@@ -93,52 +93,26 @@ impl Examined<'_> {
 /// Examine `line` (without its LF) per the field rules of auth-proxy.md §4; `None` when it
 /// does not start with `kind`'s prefix (forward it unchanged).
 pub fn examine(line: &[u8], kind: ReplyKind) -> Option<Examined<'_>> {
-    let params = line.strip_prefix(kind.prefix())?;
+    let params = c_string(line).strip_prefix(kind.prefix())?;
     let mut fields = split_tabs(params);
     let id = fields.next().unwrap_or_default();
     let mut ex = Examined {
         id,
-        proxy: false,
-        host_present: false,
-        proxy_maybe: false,
-        lip: None,
-        lport: None,
-        port: None,
-        username: None,
-        tag: Cow::Borrowed(&[][..]),
-        bad_fields: Vec::new(),
+        ..Examined::default()
     };
     for raw in fields {
-        let field = unescape(raw);
+        let field = cut_at_nul(unescape(raw));
         // first matching rule wins, in Dovecot's order
         if is_flag(&field, b"proxy") {
             ex.proxy = true;
         } else if field.starts_with(b"host=") {
             ex.host_present = true;
         } else if let Some(v) = field.strip_prefix(b"lip=") {
-            match parse_ip(v) {
-                Some(ip) => ex.lip = Some(ip),
-                None => ex.bad_fields.push(BadField {
-                    name: "lip",
-                    value: v.to_vec(),
-                }),
-            }
+            record(&mut ex.lip, parse_ip(v), "lip", v, &mut ex.bad_fields);
         } else if let Some(v) = field.strip_prefix(b"lport=") {
-            match parse_port(v) {
-                Some(p) => ex.lport = Some(p),
-                None => ex.bad_fields.push(BadField {
-                    name: "lport",
-                    value: v.to_vec(),
-                }),
-            }
+            record(&mut ex.lport, parse_port(v), "lport", v, &mut ex.bad_fields);
         } else if let Some(v) = field.strip_prefix(b"port=") {
-            match parse_port(v) {
-                Some(p) => ex.port = Some(p),
-                None => ex.bad_fields.push(BadField {
-                    name: "port",
-                    value: v.to_vec(),
-                }),
-            }
+            record(&mut ex.port, parse_port(v), "port", v, &mut ex.bad_fields);
         } else if field.starts_with(b"destuser=") {
             ex.username = Some(tail(field, 9));
         } else if field.starts_with(b"director_tag=") {
@@ -150,6 +124,43 @@ pub fn examine(line: &[u8], kind: ReplyKind) -> Option<Examined<'_>> {
         }
     }
     Some(ex)
+}
+
+/// What Dovecot's director sees, and forwards, of a line: the bytes before the first NUL.
+///
+/// The director handles lines as C strings, so a raw NUL ends the line for examination,
+/// for the forwarded copy and for the [`decorate`]/[`temp_fail`] answers (which apply this
+/// themselves). Real auth servers never send a raw NUL (they escape it as `\x01` `0`).
+pub fn c_string(line: &[u8]) -> &[u8] {
+    memchr::memchr(0, line).map_or(line, |i| &line[..i])
+}
+
+/// Keep a value that parsed; report one that did not and keep the earlier value.
+fn record<T>(
+    slot: &mut Option<T>,
+    parsed: Option<T>,
+    name: &'static str,
+    value: &[u8],
+    bad: &mut Vec<BadField>,
+) {
+    match parsed {
+        Some(v) => *slot = Some(v),
+        None => bad.push(BadField {
+            name,
+            value: value.to_vec(),
+        }),
+    }
+}
+
+/// An unescaped field as a C string: an escaped NUL ends it too.
+fn cut_at_nul(field: Cow<'_, [u8]>) -> Cow<'_, [u8]> {
+    match field {
+        Cow::Borrowed(b) => Cow::Borrowed(c_string(b)),
+        Cow::Owned(mut v) => {
+            v.truncate(c_string(&v).len());
+            Cow::Owned(v)
+        }
+    }
 }
 
 /// `name` exactly, or `name=<anything>`.
@@ -195,7 +206,8 @@ pub fn master_user_cut(username: &[u8], separator: Option<u8>) -> &[u8] {
 }
 
 /// Append the success reply (§6.1): the original line bytes, then
-/// `\tproxy_refresh=<n>\thost=<host>[\thostip=<ip>]\n`.
+/// `\tproxy_refresh=<n>\thost=<host>[\thostip=<ip>]\n` (the line cut at a NUL, see
+/// [`c_string`]).
 ///
 /// `host` is the host's configured name when it has one (then pass its IP as `hostip`),
 /// else its IP in canonical text ([`crate::ip::ip_to_string`]) and `hostip = None`.
@@ -238,7 +250,7 @@ fn push_decoration(
     hostip: Option<&str>,
     out: &mut Vec<u8>,
 ) {
-    out.extend_from_slice(line);
+    out.extend_from_slice(c_string(line));
     out.extend_from_slice(b"\tproxy_refresh=");
     push_u32(out, proxy_refresh);
     out.extend_from_slice(b"\thost=");
@@ -252,6 +264,7 @@ fn push_decoration(
 /// Append the failure reply (§6.2): `FAIL\t<id>\tcode=temp_fail\n`, `<id>` being the raw
 /// text between the first TAB of `line` and the next one (empty if `line` has no TAB).
 pub fn temp_fail(line: &[u8], out: &mut Vec<u8>) {
+    let line = c_string(line);
     let params = memchr::memchr(b'\t', line).map_or(&[][..], |i| &line[i + 1..]);
     let id = memchr::memchr(b'\t', params).map_or(params, |i| &params[..i]);
     out.extend_from_slice(b"FAIL\t");
@@ -493,6 +506,29 @@ mod tests {
         assert_eq!(parse_port(b"99999999999999999999999"), None);
     }
 
+    /// Dovecot sees lines and unescaped fields as C strings.
+    #[test]
+    fn nul_ends_lines_and_fields() {
+        assert_eq!(c_string(b"OK\t1\0\tproxy"), b"OK\t1");
+        let e = ex(b"OK\t1\tuser=alice\0\tproxy", AuthOk);
+        assert!(!e.proxy && !e.needs_host());
+        let e = ex(
+            b"OK\t1\tuser=al\x010ice\tproxy\x010x\tdestuser\x010=b",
+            AuthOk,
+        );
+        assert_eq!(e.username.as_deref(), Some(&b"al"[..]));
+        assert!(e.proxy && e.needs_host());
+        let mut out = Vec::new();
+        decorate(b"OK\t1\tuser=a\tproxy\0junk", 5, "10.0.0.1", None, &mut out);
+        assert_eq!(
+            out,
+            b"OK\t1\tuser=a\tproxy\tproxy_refresh=5\thost=10.0.0.1\n"
+        );
+        let mut out = Vec::new();
+        temp_fail(b"OK\t12\x003\tuser=a", &mut out);
+        assert_eq!(out, b"FAIL\t12\tcode=temp_fail\n");
+    }
+
     /// §6.1 self rule.
     #[test]
     fn proxy_maybe_self() {
@@ -551,9 +587,10 @@ mod tests {
         fn decorate_appends_exactly(line in proptest::collection::vec(any::<u8>(), 0..40), n in any::<u32>()) {
             let mut out = Vec::new();
             decorate(&line, n, "10.0.0.1", None, &mut out);
-            prop_assert!(out.starts_with(&line));
+            let kept = c_string(&line);
+            prop_assert!(out.starts_with(kept));
             let suffix = format!("\tproxy_refresh={n}\thost=10.0.0.1\n");
-            prop_assert_eq!(&out[line.len()..], suffix.as_bytes());
+            prop_assert_eq!(&out[kept.len()..], suffix.as_bytes());
         }
     }
 }
