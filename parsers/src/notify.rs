@@ -78,9 +78,10 @@ mod tests {
         );
     }
 
+    /// Real 2.3.19.1 director (2026-11-29): the notify line `zed\0xyz` refreshed user `zed`.
     #[test]
     fn raw_nul_ends_the_hash_key() {
-        assert_eq!(NotifyLine::parse(b"ab\0c").unwrap().hash_key(), b"ab");
+        assert_eq!(NotifyLine::parse(b"zed\0xyz").unwrap().hash_key(), b"zed");
     }
 
     #[test]
