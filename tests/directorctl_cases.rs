@@ -483,3 +483,39 @@ fn usage_errors_without_connecting() {
     );
     assert_eq!(out.code, 64);
 }
+
+#[test]
+fn map_lists_users_from_auth_userdb() {
+    // expected output printed by real doveadm against the same two fake sockets
+    let dir = tempfile::tempdir().unwrap();
+    let admin = fake_peer(
+        &dir.path().join("director-admin"),
+        one(
+            b"USER-LIST\n",
+            b"1669653170\t1700000900\t10.0.0.2\n2677887420\t1700000901\t10.0.0.2\n617210206\t1700000902\t10.0.0.3\n\n",
+        ),
+    );
+    let auth = fake_peer(
+        &dir.path().join("auth-userdb"),
+        vec![
+            (true, b"VERSION\t1\t0\nLIST\t1\n"),
+            (
+                false,
+                b"VERSION\t1\t1\nSPID\t123\nLIST\t1\talice\nLIST\t1\tbob\nLIST\t1\tal\x01tice\nDONE\t1\n",
+            ),
+        ],
+    );
+    let base = format!("base_dir={}", dir.path().display());
+    let out = directorctl_support::run_ctl(&["-o", &base, "map"]);
+    admin.join().unwrap().unwrap();
+    auth.join().unwrap().unwrap();
+    assert_eq!(
+        show(&out.stdout),
+        "user                  hash       mail server ip expire time        \n\
+         alice                 1669653170 10.0.0.2       2023-11-14 22:28:20\n\
+         bob                   2677887420 10.0.0.2       2023-11-14 22:28:21\n\
+         <unknown>             617210206  10.0.0.3       2023-11-14 22:28:22\n"
+    );
+    assert_eq!(show(&out.stderr), "");
+    assert_eq!(out.code, 0);
+}
