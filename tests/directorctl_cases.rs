@@ -17,7 +17,10 @@ fn check(global: &[&str], cmd: &[&str], script: &[Step], stdout: &str, stderr: &
     let sock = dir.path().join("director-admin");
     let sock_s = sock.to_str().unwrap().to_string();
     let peer = (!script.is_empty()).then(|| fake_peer(&sock, script.to_vec()));
-    let mut args: Vec<String> = global.iter().map(|s| s.to_string()).collect();
+    let mut args: Vec<String> = global
+        .iter()
+        .map(|s| s.replace("@SOCK@", &sock_s))
+        .collect();
     let mut after_words = false;
     for a in cmd {
         if *a == "--" && !after_words {
@@ -229,6 +232,16 @@ fn dump_with_removed_hosts_and_formatters() {
     check(
         &[],
         &["dump", "--"],
+        script,
+        "doveadm director add -a @SOCK@ 10.0.0.1 100\ndoveadm director add -a @SOCK@ 10.0.0.2@tagA 5\n\
+         doveadm director remove -a @SOCK@ 10.0.0.3 \n",
+        "",
+        0,
+    );
+    // directorctl's own global -a (the daemon suggests `directorctl -a <socket> status`)
+    check(
+        &["-a", "@SOCK@"],
+        &["dump"],
         script,
         "doveadm director add -a @SOCK@ 10.0.0.1 100\ndoveadm director add -a @SOCK@ 10.0.0.2@tagA 5\n\
          doveadm director remove -a @SOCK@ 10.0.0.3 \n",
