@@ -6,6 +6,7 @@
 //! facade the daemon and the tests use.
 
 mod directory;
+mod host_cmds;
 mod hosts;
 mod invariants;
 mod moves;
@@ -17,10 +18,10 @@ mod vhost;
 mod tests;
 
 pub use directory::{
-    Directory, HostNotFound, HostSetOutcome, MoveInfo, OldHost, RequestOutcome, TagState,
-    UpDownOutcome, UserKey, USER_BEING_KILLED_EXPIRE_RETRY_SECS, USER_NEAR_EXPIRING_MAX,
-    USER_NEAR_EXPIRING_MIN,
+    Directory, MoveInfo, OldHost, RequestOutcome, TagState, UserKey,
+    USER_BEING_KILLED_EXPIRE_RETRY_SECS, USER_NEAR_EXPIRING_MAX, USER_NEAR_EXPIRING_MIN,
 };
+pub use host_cmds::{HostNotFound, HostSetOutcome, UpDownOutcome};
 pub use hosts::{
     hosts_hash, HostId, HostTable, MailHost, TagId, DEFAULT_VHOST_COUNT, MAX_VHOST_COUNT,
 };

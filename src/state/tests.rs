@@ -5,6 +5,7 @@ use crate::mail_hosts::MailHostSpec;
 use crate::username_hash::UsernameHash;
 use std::net::IpAddr;
 
+mod moves;
 mod proptests;
 
 pub(super) fn ip(s: &str) -> IpAddr {
@@ -19,7 +20,7 @@ pub(super) fn spec(s: &str, tag: &str) -> MailHostSpec {
     }
 }
 
-fn three_hosts(expire: u32) -> Directory {
+pub(super) fn three_hosts(expire: u32) -> Directory {
     Directory::new(
         vec![
             spec("10.0.0.1", ""),
@@ -30,11 +31,11 @@ fn three_hosts(expire: u32) -> Directory {
     )
 }
 
-fn ok(d: &Directory) {
+pub(super) fn ok(d: &Directory) {
     d.check_invariants().unwrap();
 }
 
-fn host_of(d: &mut Directory, hash: u32, now: u64) -> Option<IpAddr> {
+pub(super) fn host_of(d: &mut Directory, hash: u32, now: u64) -> Option<IpAddr> {
     d.user_lookup(hash, &Tag::default(), now)
         .0
         .map(|(ip, _)| ip)
@@ -425,163 +426,6 @@ fn near_expiry_window() {
     assert_eq!(d.near_expiring_secs(), 30);
     assert_eq!(three_hosts(100).near_expiring_secs(), 10);
     assert_eq!(three_hosts(10).near_expiring_secs(), 3);
-}
-
-#[test]
-fn user_move_standalone_flow() {
-    let mut d = three_hosts(900);
-    let t = Tag::default();
-    let alice = 1669653170;
-    assert_eq!(
-        d.request_host(&t, alice, 100),
-        RequestOutcome::Host(ip("10.0.0.2"))
-    );
-    assert_eq!(
-        d.user_move(alice, ip("10.9.9.9"), 101),
-        UserMoveOutcome::NotFound
-    );
-    let UserMoveOutcome::Moved(m) = d.user_move(alice, ip("10.0.0.1"), 101) else {
-        panic!("move did not start");
-    };
-    assert_eq!(
-        (m.old_host, m.kick, m.restarted),
-        (Some(ip("10.0.0.2")), true, false)
-    );
-    assert_eq!(d.moving_count(), 1);
-    assert_eq!(d.kill_state(m.key), Some(KillState::Killing));
-    ok(&d);
-    // While moving: requests wait, a second move gets TRYAGAIN, the entry does not expire.
-    assert_eq!(d.request_host(&t, alice, 102), RequestOutcome::Busy);
-    assert_eq!(
-        d.user_move(alice, ip("10.0.0.3"), 102),
-        UserMoveOutcome::TryAgain
-    );
-    assert_eq!(host_of(&mut d, alice, 5000), Some(ip("10.0.0.1")));
-    assert_eq!(d.next_expiry(5000), Some(5060));
-    // Kick done, no flush program: kick delay.
-    assert_eq!(d.kill_finished(m.key, false), AfterKill::Delay);
-    assert_eq!(d.kill_state(m.key), Some(KillState::Delay));
-    assert_eq!(d.move_timed_out(m.key), None, "the delay has its own timer");
-    assert!(d.move_delay_finished(m.key));
-    assert_eq!(d.moving_count(), 0);
-    // The move's timestamp was 101 and it has expired by now; a new lookup uses the ring.
-    assert_eq!(
-        d.request_host(&t, alice, 5001),
-        RequestOutcome::Host(ip("10.0.0.2"))
-    );
-    ok(&d);
-    // Same host: a refresh, no move.
-    assert_eq!(
-        d.user_move(alice, ip("10.0.0.2"), 5002),
-        UserMoveOutcome::Refreshed
-    );
-    assert_eq!(d.moving_count(), 0);
-    // Unknown user: created at the target, no kick, no old host.
-    let UserMoveOutcome::Moved(m) = d.user_move(7, ip("10.0.0.3"), 5003) else {
-        panic!("move did not start");
-    };
-    assert_eq!((m.old_host, m.kick), (None, false));
-    assert_eq!(
-        d.kill_finished(m.key, true),
-        AfterKill::Delay,
-        "no old host: no flush"
-    );
-    assert_eq!(d.move_timed_out(m.key), None);
-    ok(&d);
-}
-
-#[test]
-fn user_move_with_flush_program() {
-    let mut d = three_hosts(900);
-    let t = Tag::default();
-    d.request_host(&t, 5, 100);
-    let from = host_of(&mut d, 5, 100).unwrap();
-    let to = if from == ip("10.0.0.1") {
-        ip("10.0.0.2")
-    } else {
-        ip("10.0.0.1")
-    };
-    let UserMoveOutcome::Moved(m) = d.user_move(5, to, 101) else {
-        panic!("move did not start");
-    };
-    let AfterKill::Flush(job) = d.kill_finished(m.key, true) else {
-        panic!("expected a flush");
-    };
-    assert_eq!((job.old_host.ip, job.new_ip), (from, to));
-    assert_eq!((job.old_host.down, job.old_host.vhost_count), (false, 100));
-    assert_eq!(d.kill_state(m.key), Some(KillState::Flushing));
-    // A failed flush waits the kick delay; a successful one ends the move at once.
-    assert_eq!(d.flush_finished(m.key, false), AfterKill::Delay);
-    assert!(d.move_delay_finished(m.key));
-    let UserMoveOutcome::Moved(m) = d.user_move(5, from, 102) else {
-        panic!("move did not start");
-    };
-    assert!(matches!(d.kill_finished(m.key, true), AfterKill::Flush(_)));
-    assert_eq!(d.flush_finished(m.key, true), AfterKill::Gone);
-    assert_eq!(d.moving_count(), 0);
-    assert_eq!(d.request_host(&t, 5, 103), RequestOutcome::Host(from));
-    ok(&d);
-}
-
-#[test]
-fn move_timeout_and_removal_while_moving() {
-    let mut d = three_hosts(900);
-    let t = Tag::default();
-    d.request_host(&t, 9, 100);
-    let from = host_of(&mut d, 9, 100).unwrap();
-    let to = if from == ip("10.0.0.3") {
-        ip("10.0.0.1")
-    } else {
-        ip("10.0.0.3")
-    };
-    let UserMoveOutcome::Moved(m) = d.user_move(9, to, 101) else {
-        panic!("move did not start");
-    };
-    assert_eq!(d.move_timed_out(m.key), Some(KillState::Killing));
-    assert_eq!(KillState::Killing.name(), "killing");
-    assert_eq!(d.moving_count(), 0);
-    assert_eq!(d.request_host(&t, 9, 102), RequestOutcome::Host(to));
-    // Removing the target host while a move runs drops the move with the entry.
-    let UserMoveOutcome::Moved(m) = d.user_move(9, from, 103) else {
-        panic!("move did not start");
-    };
-    d.host_remove(from).unwrap();
-    assert_eq!(d.moving_count(), 0);
-    assert_eq!(d.kill_finished(m.key, true), AfterKill::Gone);
-    ok(&d);
-}
-
-#[test]
-fn a_moving_head_stops_the_purge() {
-    let mut d = three_hosts(60);
-    let t = Tag::default();
-    d.request_host(&t, 1, 100);
-    d.request_host(&t, 2, 101);
-    let target = {
-        let cur = host_of(&mut d, 1, 101).unwrap();
-        d.hosts().iter().map(|h| h.ip).find(|&i| i != cur).unwrap()
-    };
-    let UserMoveOutcome::Moved(m) = d.user_move(1, target, 102) else {
-        panic!("move did not start");
-    };
-    // The move sets user 1's timestamp to 102 but keeps it first in the list.
-    assert_eq!(
-        d.user_list(None, 102)
-            .iter()
-            .map(|e| e.0)
-            .collect::<Vec<_>>(),
-        [1, 2]
-    );
-    // At 170 both are past expiry; 1 is kept (moving) and, being first, stops the purge.
-    d.purge_expired(170);
-    assert_eq!(d.user_count(), 2);
-    assert_eq!(d.next_expiry(170), Some(230));
-    // A direct lookup still drops the expired one behind it.
-    assert_eq!(host_of(&mut d, 2, 170), None);
-    assert!(d.move_timed_out(m.key).is_some());
-    d.purge_expired(170);
-    assert_eq!(d.user_count(), 0);
-    ok(&d);
 }
 
 #[test]
