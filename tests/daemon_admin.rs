@@ -231,3 +231,48 @@ fn protocol_failures_close_without_reply_and_log() {
         show(b"OK\nNOTFOUND\n127.0.0.1\t0\tself\t0\tring synced\t0\n\n")
     );
 }
+
+#[test]
+fn host_reset_users_moves_users_off_a_down_host() {
+    let d = Daemon::start(&with_authreply());
+    let ipc = FakeServer::bind(&d.path("ipc"));
+    let mut a = d.admin();
+    // user-directory.md §4.1: alice, bob → 10.0.0.2; user1 → 10.0.0.3; with .2 down
+    // alice and bob hash to 10.0.0.3.
+    for u in ["alice", "bob", "user1"] {
+        login(&d, u);
+    }
+    assert_eq!(a.line("HOST-DOWN\t10.0.0.2"), "OK\n");
+    // Down does not move anybody by itself.
+    assert!(a.line("USER-LOOKUP\talice").starts_with("10.0.0.2\t"));
+    assert_eq!(a.line("HOST-RESET-USERS\t10.0.0.2"), "OK\n");
+    d.wait_log("Moved 2 users in 1 hosts in ");
+    let mut conn = ipc.accept();
+    let kicks = String::from_utf8(read_lines(&mut conn, 2)).unwrap();
+    assert_eq!(
+        kicks,
+        "proxy\t*\tKICK-DIRECTOR-HASH\t1669653170\nproxy\t*\tKICK-DIRECTOR-HASH\t2677887420\n"
+    );
+    for u in ["alice", "bob", "user1"] {
+        assert!(
+            a.line(&format!("USER-LOOKUP\t{u}"))
+                .starts_with("10.0.0.3\t"),
+            "{u}"
+        );
+    }
+    conn.write_all(b"+1\n+1\n").unwrap();
+
+    // No host left at all: the users are kicked and then forgotten.
+    assert_eq!(a.line("HOST-DOWN\t10.0.0.1"), "OK\n");
+    assert_eq!(a.line("HOST-DOWN\t10.0.0.3"), "OK\n");
+    assert_eq!(a.line("HOST-RESET-USERS\t10.0.0.3\t1"), "OK\n");
+    d.wait_log("Moved 3 users in 1 hosts in ");
+    assert_eq!(
+        String::from_utf8(read_lines(&mut conn, 3))
+            .unwrap()
+            .matches("KICK-DIRECTOR-HASH")
+            .count(),
+        3
+    );
+    assert_eq!(a.list("USER-LIST\t10.0.0.3"), "\n");
+}

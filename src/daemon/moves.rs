@@ -47,7 +47,10 @@ struct ResetJob {
     hosts: VecDeque<IpAddr>,
     /// Users of the host being walked, and how far the walk got.
     users: Option<(IpAddr, Vec<UserKey>, usize)>,
+    /// Users moved or kicked so far, over all hosts (Dovecot's `reset_count`).
     moved: u32,
+    /// Hosts selected when the command started (for the log line).
+    host_count: usize,
     kicked_any: bool,
     max_parallel: u32,
     started: std::time::Instant,
@@ -264,6 +267,7 @@ impl Owner {
             None => self.dir.host_list().map(|h| h.ip).collect(),
         };
         self.moves.resets.push_back(ResetJob {
+            host_count: hosts.len(),
             hosts,
             users: None,
             moved: 0,
@@ -305,7 +309,6 @@ impl Owner {
                         return true;
                     };
                     let users = self.dir.users_of_host(ip, now).unwrap_or_default();
-                    job.moved = 0;
                     job.kicked_any = false;
                     job.users = Some((ip, users, 0));
                     continue;
@@ -317,9 +320,11 @@ impl Owner {
                     let _ = self.dir.host_flush(Some(ip));
                 }
                 let elapsed = job.started.elapsed();
+                // Dovecot logs the running totals after each host.
                 info!(
-                    "Moved {} users in 1 hosts in {}.{:03} secs (max parallel={})",
+                    "Moved {} users in {} hosts in {}.{:03} secs (max parallel={})",
                     job.moved,
+                    job.host_count,
                     elapsed.as_secs(),
                     elapsed.subsec_millis(),
                     job.max_parallel
@@ -347,6 +352,7 @@ impl Owner {
                 }
                 None => {
                     job.kicked_any = true;
+                    job.moved += 1;
                     let command = KickCommand::KickDirectorHash {
                         hash: key.hash,
                         except_ip: None,
