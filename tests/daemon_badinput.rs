@@ -48,6 +48,7 @@ fn admin_oversized_garbage_and_half_close() {
     s.write_all(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n")
         .unwrap();
     assert!(is_closed(&mut s));
+    d.wait_log("doveadm not compatible with this server");
     assert_eq!(d.log_count("doveadm not compatible with this server"), 1);
     still_serving(&d);
 }
