@@ -208,3 +208,34 @@ fn queued_request_is_answered_when_a_host_appears() {
         show(b"OK\t1\tuser=alice\tproxy\tproxy_refresh=5\thost=10.0.0.3\n")
     );
 }
+
+/// auth-proxy.md §5: one periodic 30 s timer, started by the first queued request, fails the
+/// requests that are ≥ 30 s old when it fires, so a request waits 30 s to just under 60 s.
+#[test]
+fn later_requests_wait_for_the_next_timer_tick() {
+    let d = InProc::start(CONF);
+    let mut a = Admin::connect(&d.path("director-admin"));
+    let mut s = authreply(&d.path("director-authreply"));
+    s.write_all(b"OK\t1\tuser=alice\tproxy\tdirector_tag=none\nsync\n")
+        .unwrap();
+    assert_eq!(read_lines(&mut s, 1), b"sync\n");
+    d.advance(&mut a, 20);
+    s.write_all(b"OK\t2\tuser=bob\tproxy\tdirector_tag=none\nsync\n")
+        .unwrap();
+    assert_eq!(read_lines(&mut s, 1), b"sync\n");
+    d.advance(&mut a, 11);
+    assert_eq!(read_lines(&mut s, 1), b"FAIL\t1\tcode=temp_fail\n");
+    // bob is 31 s old now, but the timer next fires 30 s after its first tick.
+    d.advance(&mut a, 20);
+    s.write_all(b"sync\n").unwrap();
+    assert_eq!(read_lines(&mut s, 1), b"sync\n");
+    d.advance(&mut a, 11);
+    assert_eq!(read_lines(&mut s, 1), b"FAIL\t2\tcode=temp_fail\n");
+    let log = log_buffer().lock().unwrap().clone();
+    assert!(
+        log.contains(
+            "director: User bob host lookup failed: Timeout because no hosts - queued for 42 secs"
+        ),
+        "{log}"
+    );
+}

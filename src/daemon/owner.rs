@@ -230,9 +230,8 @@ impl Owner {
                 None => self.delayed.push_back(d),
             }
         }
-        if self.delayed.is_empty() {
-            self.request_timer_ms = None;
-        }
+        // The periodic timer keeps running even if the queue emptied: like Dovecot's, it is
+        // only removed by a firing that finds nothing queued.
     }
 
     /// Fails queued requests that are at least 30 s old (the periodic timer's work).
@@ -241,12 +240,13 @@ impl Owner {
         let now = now_ms / 1000;
         let queued = std::mem::take(&mut self.delayed);
         for d in queued {
-            let age_ms = now_ms.saturating_sub(d.queued_ms);
-            if age_ms < DIRECTOR_REQUEST_TIMEOUT_SECS * 1000 {
+            // Whole seconds, as Dovecot compares `create_time + 30 > ioloop_time`.
+            let age = now.saturating_sub(d.queued_ms / 1000);
+            if age < DIRECTOR_REQUEST_TIMEOUT_SECS {
                 self.delayed.push_back(d);
                 continue;
             }
-            let msg = self.timeout_message(&d, age_ms / 1000, now);
+            let msg = self.timeout_message(&d, age, now);
             error!("director: User {} host lookup failed: {msg}", d.username);
             let _ = d.reply.send(HostOutcome::Failed);
         }
