@@ -1,4 +1,4 @@
-//! `directord` configuration: the TOML file ([`file`]), validated once into [`Config`].
+//! `directord` configuration: the TOML file ([`mod@file`]), validated once into [`Config`].
 //!
 //! Parse, don't validate (aesthetics.md §8.4 rule 19): [`Config::from_file`] resolves
 //! defaults (Dovecot's, `settings.md` §1) and cross-field rules, and the rest of the daemon only

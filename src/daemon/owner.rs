@@ -3,7 +3,7 @@
 //! Mirrors the event handling of Dovecot's `src/director/director.c` and
 //! `director-request.c` for a stand-alone director: host requests (with the delayed-request
 //! queue and its 30 s failure timer, `auth-proxy.md` §5), proxy-notify refreshes, admin
-//! commands ([`super::admin_cmds`]), kicks and moves ([`super::moves`]), and the user expiry
+//! commands (`admin_cmds.rs`), kicks and moves (`moves.rs`), and the user expiry
 //! timer. The owner answers through `oneshot` senders and the ipc queue, never awaiting a
 //! connection. Time is a [`Clock`] that tests can advance, so timers are deadlines in clock
 //! milliseconds checked after every event.
