@@ -70,6 +70,9 @@ pub(super) struct OwnerSettings {
     pub max_parallel_kicks: u32,
     pub mail_servers: String,
     pub hasher: Arc<UsernameHash>,
+    /// `director_flush_socket`; empty = no flush.
+    pub flush_socket: String,
+    pub base_dir: std::path::PathBuf,
 }
 
 /// The state owner.
@@ -86,6 +89,9 @@ pub struct Owner {
     pub(super) moves: MoveTimers,
     /// Directors added with DIRECTOR-ADD (stand-alone: only listed).
     pub(super) directors: Vec<(std::net::IpAddr, u16)>,
+    /// Our own queue, for helper tasks (flushes) to report back; weak so it never keeps
+    /// the owner alive.
+    pub(super) self_tx: Option<mpsc::WeakSender<Event>>,
 }
 
 impl std::fmt::Debug for Owner {
@@ -119,7 +125,10 @@ impl Owner {
                 max_parallel_kicks: config.director.max_parallel_kicks,
                 mail_servers: config.director.mail_servers.clone(),
                 hasher: Arc::new(hasher),
+                flush_socket: config.director.flush_socket.clone(),
+                base_dir: config.base_dir.clone(),
             },
+            self_tx: None,
             ipc: None,
             delayed: VecDeque::new(),
             request_timer_ms: None,
@@ -131,6 +140,12 @@ impl Owner {
     /// Connects the owner to the ipc kick client.
     pub fn with_ipc(mut self, ipc: IpcClient) -> Self {
         self.ipc = Some(ipc);
+        self
+    }
+
+    /// Lets helper tasks the owner starts (flushes) report back through its own queue.
+    pub fn with_self_sender(mut self, tx: mpsc::WeakSender<Event>) -> Self {
+        self.self_tx = Some(tx);
         self
     }
 
@@ -171,6 +186,7 @@ impl Owner {
             }
             Event::Admin { request, reply } => self.admin(request, reply),
             Event::KickDone { token, result } => self.kick_done(token, result),
+            Event::FlushDone { key, success } => self.flush_done(key, success),
             Event::AdvanceClock(d) => self.clock.advance(d),
         }
     }
