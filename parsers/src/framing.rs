@@ -54,7 +54,11 @@ impl LineFramer {
             Some(i) => {
                 let lf = start + i;
                 self.scanned = 0;
-                let len = if lf > 0 && buf[lf - 1] == b'\r' { lf - 1 } else { lf };
+                let len = if lf > 0 && buf[lf - 1] == b'\r' {
+                    lf - 1
+                } else {
+                    lf
+                };
                 Ok(Some(LineSpan {
                     len,
                     consumed: lf + 1,

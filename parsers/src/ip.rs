@@ -35,7 +35,7 @@ fn parse_strict_v4(s: &str) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
     let mut n = 0;
     for part in s.split('.') {
-        if n == 4 || part.is_empty() || part.len() > 3 {
+        if n == 4 || part.is_empty() {
             return None;
         }
         octets[n] = part.parse::<u8>().ok()?;
@@ -137,7 +137,14 @@ fn ipv6_ntop(ip: &Ipv6Addr) -> String {
         }
         // embedded IPv4 for ::a.b.c.d and ::ffff:a.b.c.d, as glibc prints them
         if i == 6 && best_base == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff)) {
-            let _ = write!(out, "{}.{}.{}.{}", w[6] >> 8, w[6] & 0xff, w[7] >> 8, w[7] & 0xff);
+            let _ = write!(
+                out,
+                "{}.{}.{}.{}",
+                w[6] >> 8,
+                w[6] & 0xff,
+                w[7] >> 8,
+                w[7] & 0xff
+            );
             return out;
         }
         let _ = write!(out, "{:x}", w[i]);
@@ -161,6 +168,8 @@ mod tests {
         assert_eq!(p("10.0.0.1").as_deref(), Some("10.0.0.1"));
         assert_eq!(p("5").as_deref(), Some("0.0.0.5"));
         assert_eq!(p("10.1").as_deref(), Some("10.0.0.1"));
+        // leading zeros in a dotted quad are decimal for Dovecot (real director: 0010.0.0.3 = 10.0.0.3)
+        assert_eq!(p("0010.0.0.3").as_deref(), Some("10.0.0.3"));
         assert_eq!(p("0x0a000001").as_deref(), Some("10.0.0.1"));
         assert_eq!(p("2001:DB8::0001").as_deref(), Some("2001:db8::1"));
         assert_eq!(p("[2001:db8::1]").as_deref(), Some("2001:db8::1"));

@@ -9,11 +9,13 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod anvil;
 pub mod auth_client;
 pub mod auth_master;
 pub mod authreply;
 pub mod error;
 pub mod escape;
+pub mod field;
 pub mod flush;
 pub mod framing;
 pub mod ip;

@@ -63,7 +63,9 @@ pub fn fixtures_dir() -> PathBuf {
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -90,9 +92,15 @@ pub fn load_streams(want_leg: impl Fn(&str) -> bool) -> Vec<Stream> {
             let mut parts = row.splitn(4, ' ');
             let (_t, legconn, dir) = (parts.next(), parts.next(), parts.next());
             let bytes = parts.next().unwrap_or("");
-            let (Some(legconn), Some(dir)) = (legconn, dir) else { continue };
-            let Some((leg, conn)) = legconn.rsplit_once('#') else { continue };
-            let Some((from, to)) = dir.split_once("->") else { continue };
+            let (Some(legconn), Some(dir)) = (legconn, dir) else {
+                continue;
+            };
+            let Some((leg, conn)) = legconn.rsplit_once('#') else {
+                continue;
+            };
+            let Some((from, to)) = dir.split_once("->") else {
+                continue;
+            };
             if !want_leg(leg) {
                 continue;
             }
@@ -106,7 +114,14 @@ pub fn load_streams(want_leg: impl Fn(&str) -> bool) -> Vec<Stream> {
                 .filter(|l| l.ends_with(b"\n"))
                 .map(|l| l[..l.len() - 1].to_vec())
                 .collect();
-            streams.push(Stream { file: file.clone(), leg, conn, from, to, lines });
+            streams.push(Stream {
+                file: file.clone(),
+                leg,
+                conn,
+                from,
+                to,
+                lines,
+            });
         }
     }
     streams

@@ -1,0 +1,54 @@
+//! Records fixture transcripts of real Dovecot 2.3 for the parser tests.
+//!
+//! Usage: `cargo run -p compat-tests --bin capture_fixtures -- [admin|all] [--out DIR]`
+//! (default DIR: `parsers/tests/fixtures` of this workspace). Needs root and Dovecot 2.3.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use compat_tests::capture;
+use compat_tests::Dovecot;
+
+fn main() -> ExitCode {
+    let mut what = "all".to_string();
+    let mut out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../parsers/tests/fixtures");
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--out" => match args.next() {
+                Some(d) => out = PathBuf::from(d),
+                None => return usage(),
+            },
+            "admin" | "all" => what = a,
+            _ => return usage(),
+        }
+    }
+    let dovecot = match Dovecot::locate() {
+        Ok(d) => d,
+        Err(why) => {
+            eprintln!("capture_fixtures: {why}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut written = Vec::new();
+    if what == "admin" || what == "all" {
+        match capture::admin::capture(&dovecot, &out) {
+            Ok(files) => written.extend(files),
+            Err(e) => {
+                eprintln!("capture_fixtures: admin: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    eprintln!(
+        "wrote {} fixture files under {}",
+        written.len(),
+        out.display()
+    );
+    ExitCode::SUCCESS
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: capture_fixtures [admin|all] [--out DIR]");
+    ExitCode::from(64)
+}
