@@ -67,12 +67,12 @@ impl Recorder {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts a new scenario: drops the rows so far, restarts the clock and connection numbers.
+    /// Starts a new scenario: drops the rows so far and restarts the clock. Connection
+    /// numbers keep counting, so a connection that outlives a scenario keeps a unique number.
     pub fn restart(&self) {
         let mut g = self.lock();
         g.start = Instant::now();
         g.rows.clear();
-        g.conns.clear();
     }
 
     /// The next connection number of `leg` (1, 2, ...).

@@ -1,6 +1,6 @@
 //! Records fixture transcripts of real Dovecot 2.3 for the parser tests.
 //!
-//! Usage: `cargo run -p compat-tests --bin capture_fixtures -- [admin|all] [--out DIR]`
+//! Usage: `cargo run -p compat-tests --bin capture_fixtures -- [admin|auth|all] [--out DIR]`
 //! (default DIR: `parsers/tests/fixtures` of this workspace). Needs root and Dovecot 2.3.
 
 use std::path::PathBuf;
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
                 Some(d) => out = PathBuf::from(d),
                 None => return usage(),
             },
-            "admin" | "all" => what = a,
+            "admin" | "auth" | "all" => what = a,
             _ => return usage(),
         }
     }
@@ -40,6 +40,15 @@ fn main() -> ExitCode {
             }
         }
     }
+    if what == "auth" || what == "all" {
+        match capture::login::capture(&dovecot, &out) {
+            Ok(files) => written.extend(files),
+            Err(e) => {
+                eprintln!("capture_fixtures: auth: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     eprintln!(
         "wrote {} fixture files under {}",
         written.len(),
@@ -49,6 +58,6 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: capture_fixtures [admin|all] [--out DIR]");
+    eprintln!("usage: capture_fixtures [admin|auth|all] [--out DIR]");
     ExitCode::from(64)
 }
