@@ -1,1 +1,214 @@
-//! (to be written)
+//! The `directord` daemon: listeners, one task per connection, one state-owner task.
+//!
+//! Structure (aesthetics.md §8.3): connection tasks do I/O and framing only and talk to the
+//! single state owner ([`owner`]) through a bounded queue with `oneshot` replies; the owner
+//! applies events in arrival order and never waits on a connection. Shutdown is a
+//! `CancellationToken`; tasks are tracked with a `TaskTracker` and the whole shutdown is
+//! bounded by a grace period. Mirrors Dovecot's `src/director/main.c`.
+
+pub mod events;
+pub mod lines;
+pub mod listener;
+pub mod owner;
+pub mod proxy;
+pub mod reply;
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UnixStream;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, error, info, warn, Instrument};
+
+use crate::config::Config;
+use events::{OwnerHandle, OWNER_QUEUE};
+use listener::{BoundListener, ConnKind, ListenerIo};
+use reply::{ReplyRewriter, ResultPrefix};
+
+/// Dovecot's `default_client_limit`: connections served at once per listener.
+pub const CLIENT_LIMIT: usize = 1000;
+
+/// How long shutdown waits for connection tasks before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// `strerror`-like text for an I/O error, without Rust's " (os error N)" suffix.
+pub(crate) fn describe_io_error(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// A started daemon.
+#[derive(Debug)]
+pub struct RunningDaemon {
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    owner: OwnerHandle,
+    /// The listener paths we created, for callers that print them.
+    pub socket_paths: Vec<PathBuf>,
+}
+
+impl RunningDaemon {
+    /// A handle to the state owner (tests use it to advance the clock).
+    pub fn owner(&self) -> &OwnerHandle {
+        &self.owner
+    }
+
+    /// The token that stops the daemon when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting, closes every connection, removes our sockets, and waits (bounded).
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.wait().await;
+    }
+
+    /// Waits until the shutdown token is cancelled and all tasks have ended (bounded).
+    pub async fn wait(self) {
+        self.shutdown.cancelled().await;
+        self.tracker.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("shutdown: some connections did not finish within {SHUTDOWN_GRACE:?}");
+        }
+    }
+}
+
+/// Binds every listener and starts the owner and the accept loops. Binding errors are
+/// returned before anything runs, so a misconfigured daemon never half-starts.
+pub async fn start(config: Config) -> io::Result<RunningDaemon> {
+    let config = Arc::new(config);
+    let mut bound = Vec::new();
+    for spec in &config.listeners {
+        bound.push(BoundListener::bind(spec.clone())?);
+    }
+    let socket_paths = bound
+        .iter()
+        .filter_map(|b| b.path().map(|p| p.to_path_buf()))
+        .collect();
+
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let (tx, rx) = mpsc::channel(OWNER_QUEUE);
+    let owner = OwnerHandle::new(tx);
+    let state =
+        owner::Owner::new(&config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    tracker.spawn(state.run(rx, shutdown.clone()));
+
+    let ctx = Arc::new(Shared {
+        config: config.clone(),
+        owner: owner.clone(),
+        auth_rewriter: Arc::new(ReplyRewriter::new(ResultPrefix::Ok, owner.clone())),
+        userdb_rewriter: Arc::new(ReplyRewriter::new(ResultPrefix::Pass, owner.clone())),
+        shutdown: shutdown.clone(),
+        tracker: tracker.clone(),
+    });
+    for b in bound {
+        let ctx = ctx.clone();
+        let span = tracing::info_span!("listener", name = %b.spec.name);
+        tracker.spawn(listen(b, ctx).instrument(span));
+    }
+    Ok(RunningDaemon {
+        shutdown,
+        tracker,
+        owner,
+        socket_paths,
+    })
+}
+
+/// What every connection task needs.
+struct Shared {
+    config: Arc<Config>,
+    #[allow(dead_code)]
+    owner: OwnerHandle,
+    auth_rewriter: Arc<ReplyRewriter>,
+    userdb_rewriter: Arc<ReplyRewriter>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// One listener's accept loop; dropping the listener at the end removes its socket.
+async fn listen(b: BoundListener, ctx: Arc<Shared>) {
+    let kind = b.spec.kind;
+    match &b.io {
+        ListenerIo::Fifo(_) => {
+            // The FIFO reader lands with the notify module.
+            ctx.shutdown.cancelled().await;
+        }
+        ListenerIo::Unix(l) => {
+            let limit = Arc::new(Semaphore::new(CLIENT_LIMIT));
+            let mut conn_id: u64 = 0;
+            loop {
+                let permit = tokio::select! {
+                    _ = ctx.shutdown.cancelled() => break,
+                    p = limit.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                };
+                let stream = tokio::select! {
+                    _ = ctx.shutdown.cancelled() => break,
+                    r = l.accept() => match r {
+                        Ok((s, _)) => s,
+                        Err(e) => {
+                            // EMFILE and friends: keep serving the others, try again shortly.
+                            error!("accept() failed: {}", describe_io_error(&e));
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    },
+                };
+                conn_id += 1;
+                let span = tracing::info_span!("conn", kind = kind.as_str(), id = conn_id);
+                let ctx2 = ctx.clone();
+                ctx.tracker.spawn(
+                    async move {
+                        serve_connection(kind, stream, ctx2).await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
+            }
+        }
+    }
+    debug!("listener stopped");
+    drop(b);
+}
+
+async fn serve_connection(kind: ConnKind, stream: UnixStream, ctx: Arc<Shared>) {
+    match kind {
+        ConnKind::Auth => {
+            proxy::serve(
+                stream,
+                ctx.config.auth_login_socket.clone(),
+                "auth-login",
+                ctx.auth_rewriter.clone(),
+                ctx.shutdown.clone(),
+            )
+            .await
+        }
+        ConnKind::Userdb => {
+            proxy::serve(
+                stream,
+                ctx.config.auth_userdb_socket.clone(),
+                "auth-userdb",
+                ctx.userdb_rewriter.clone(),
+                ctx.shutdown.clone(),
+            )
+            .await
+        }
+        ConnKind::AuthReply | ConnKind::Notify | ConnKind::Admin => {
+            info!("{} connections are not served yet", kind.as_str());
+        }
+    }
+}

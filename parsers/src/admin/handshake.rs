@@ -79,7 +79,9 @@ mod tests {
         let ok: &[(&[u8], u32)] = &[
             (b"VERSION\tdirector-doveadm\t1\t0", 0),
             (b"VERSION\tdirector-doveadm\t1\t7", 7),
+            // Leading zeros: accepted by the real director (checked).
             (b"VERSION\tdirector-doveadm\t01\t0", 0),
+            (b"VERSION\tdirector-doveadm\t1\t00", 0),
             (b"VERSION\tdirector-doveadm\t1\t4294967295", u32::MAX),
         ];
         for &(line, minor) in ok {

@@ -1,5 +1,9 @@
 //! Lines the director writes back (§§6-7). The daemon encodes them; a client parses them
 //! knowing which command they answer ([`Reply::parse_for`]).
+//!
+//! Parsing is strict: exactly the forms the director prints. doveadm itself is laxer (it
+//! skips short HOST-LIST lines, prints any unknown status text as an error); a client that
+//! mimics it falls back to the raw line when parsing fails.
 
 use std::net::IpAddr;
 

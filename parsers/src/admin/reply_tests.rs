@@ -109,6 +109,9 @@ fn accepted() -> Vec<Case> {
         (C::HostList, b"", Reply::End, None),
         // §6.1: the tag is tab-escaped; `%ld` may be negative.
         (C::HostList, b"::1\t5\t0\ta\x01tb\tU\t-1", host("::1", 5, 0, b"a\tb", false, -1), None),
+        // Real director: tags are printed escaped, '@' kept.
+        (C::HostList, b"10.0.0.8\t100\t0\tx\x01ty\tU\t0", host("10.0.0.8", 100, 0, b"x\ty", false, 0), None),
+        (C::HostList, b"10.0.0.9\t100\t0\ta@b\tU\t0", host("10.0.0.9", 100, 0, b"a@b", false, 0), None),
         (C::HostListRemoved, b"127.0.1.3", Reply::RemovedHost(RemovedHost { ip: ip("127.0.1.3") }), None),
         (C::HostListRemoved, b"", Reply::End, None),
         // §6.8 [verified] and transcripts.
@@ -134,7 +137,9 @@ fn accepted() -> Vec<Case> {
             conn(None, ConnStatus::HandshakingReceived(3), [1, 2, 3, 4, 5], [6, 7]), None),
         (C::DirectorList, b"10.0.0.9\t9090\tout\t0\thandshaking - 0 USERs sent\t1\t2\t3\t4\t5\t6\t7",
             conn(Some(("10.0.0.9", 9090, ConnType::Out)), ConnStatus::HandshakingSent(0), [1, 2, 3, 4, 5], [6, 7]), None),
-        (C::DirectorList, b"127.0.0.4\t9090\t\t0\t", other_host("127.0.0.4", 9090, HostType::Other, 0), None),
+        // Real stand-alone director after DIRECTOR-ADD with and without a port.
+        (C::DirectorList, b"10.0.0.5\t9090\t\t0\t", other_host("10.0.0.5", 9090, HostType::Other, 0), None),
+        (C::DirectorList, b"10.0.0.6\t0\t\t0\t", other_host("10.0.0.6", 0, HostType::Other, 0), None),
         (C::DirectorList, b"127.0.0.4\t9090\tremoved\t1795955881\t", other_host("127.0.0.4", 9090, HostType::Removed, t), None),
         (C::DirectorList, b"", Reply::End, None),
         // §7 status lines, and a canonicalised IP.

@@ -98,7 +98,14 @@ fn accepted() -> Vec<Case> {
         (b"USER-KICK\ta\x01xb", R::UserKick { user: b"axb".to_vec(), nowait: false }, Some(b"USER-KICK\taxb")),
         (b"USER-KICK\ta\x010b\tnowait", R::UserKick { user: b"a".to_vec(), nowait: true }, Some(b"USER-KICK\ta\tnowait")),
         (b"USER-KICK\tab\0\tnowait", R::UserKick { user: b"ab".to_vec(), nowait: false }, Some(b"USER-KICK\tab")),
+        // Checked against the real 2.3.19.1 director (stand-alone): an escaped command name
+        // works, a raw NUL hides the rest, a decoded NUL empties the tag, and the count
+        // 4294967295 is accepted but not applied.
         (b"HOST-\x01LIST", R::HostList, Some(b"HOST-LIST")),
+        (b"HOST-LIST\0\tjunk", R::HostList, Some(b"HOST-LIST")),
+        (b"HOST-SET\t10.0.0.9@\x010tag\t5", R::HostSet { host: spec("10.0.0.9", Some(b"")), vhost_count: Some(5) }, Some(b"HOST-SET\t10.0.0.9@\t5")),
+        (b"HOST-SET\t10.0.0.8@x\x01ty", R::HostSet { host: spec("10.0.0.8", Some(b"x\ty")), vhost_count: None }, None),
+        (b"HOST-SET\t10.0.0.9\t4294967295", R::HostSet { host: spec("10.0.0.9", None), vhost_count: Some(u32::MAX) }, None),
         (b"DIRECTOR-ADD\t10.0.0.1\t65535", R::DirectorAdd { ip: ip("10.0.0.1"), port: port(65535) }, None),
     ]
 }
@@ -119,6 +126,8 @@ fn known_answers_accepted() {
 #[test]
 #[rustfmt::skip]
 fn known_answers_rejected() {
+    // The log texts of HOST-UP, HOST-RESET-USERS, unknown/empty lines (with NULs), DIRECTOR-ADD
+    // port 0, USER-KICK-ALT, USER-MOVE and `0x5` were checked against the real director.
     use crate::error::ParseErrorKind as K;
     let cases: &[(&[u8], K, &str)] = &[
         (b"", K::Empty, "doveadm sent empty command line"),
@@ -133,6 +142,7 @@ fn known_answers_rejected() {
         (b"HOST-SET\t@tag", K::BadIp, "doveadm sent invalid HOST-SET parameters"),
         (b"HOST-SET\t10.0.0.1\tx", K::BadNumber, "doveadm sent invalid HOST-SET parameters"),
         (b"HOST-SET\t10.0.0.1\t", K::BadNumber, "doveadm sent invalid HOST-SET parameters"),
+        (b"HOST-SET\t10.0.0.9\t0x5", K::BadNumber, "doveadm sent invalid HOST-SET parameters"),
         (b"HOST-SET\t10.0.0.1\t-1", K::BadNumber, "doveadm sent invalid HOST-SET parameters"),
         (b"HOST-SET\t10.0.0.1\t4294967296", K::BadNumber, "doveadm sent invalid HOST-SET parameters"),
         (b"HOST-UPDATE\t10.0.0.1", K::BadArgCount, "doveadm sent invalid HOST-UPDATE parameters"),

@@ -5,6 +5,8 @@
 
 use std::net::IpAddr;
 
+use crate::field::Field;
+
 /// The origin triple `<o-ip>\t<o-port>\t<o-seq>` that starts every origin-tagged command.
 ///
 /// Parsed like `director_cmd_is_seen_full`: IP as `net_addr2ip`, port 1..65535, seq as an
@@ -47,7 +49,7 @@ pub struct HostInfo {
     /// Hostname field, unescaped; `None` when absent. Empty means no hostname.
     pub hostname: Option<Vec<u8>>,
     /// Fields after the hostname, ignored by Dovecot, kept verbatim (still escaped).
-    pub extra: Vec<Vec<u8>>,
+    pub extra: Vec<Field>,
 }
 
 impl HostInfo {
@@ -96,7 +98,7 @@ pub struct HandshakeUser {
     /// Ignored trailing fields, verbatim. When the 4th field is exactly `w` it is consumed as
     /// the weak flag; any other 4th field (even one starting with `w`) stays here, so
     /// re-encoding is byte-exact. `weak` must then agree with that field's first byte.
-    pub extra: Vec<Vec<u8>>,
+    pub extra: Vec<Field>,
 }
 
 /// `SYNC\t<o-ip>\t<o-port>\t<seq>[\t<minor>\t<timestamp>\t<hosts_hash>]` (§6.1).
@@ -114,7 +116,7 @@ pub struct Sync {
     /// Originator's hosts hash (§7.1); 0 = unknown.
     pub hosts_hash: Option<u32>,
     /// Ignored trailing fields, verbatim.
-    pub extra: Vec<Vec<u8>>,
+    pub extra: Vec<Field>,
 }
 
 impl Sync {
@@ -140,18 +142,19 @@ pub enum Pulse {
         /// Bytes in the sender's output buffer for this connection.
         buffered: u64,
         /// Ignored trailing fields, verbatim.
-        extra: Vec<Vec<u8>>,
+        extra: Vec<Field>,
     },
     /// Any other argument list, verbatim: none (older directors) or fields Dovecot tolerates
     /// without reading them. Never holds two leading fields that would parse as `Stats`.
-    Raw(Vec<Vec<u8>>),
+    Raw(Vec<Field>),
 }
 
 /// One line of the director ring protocol, either direction, handshake or ring phase.
 ///
 /// Text fields (`Vec<u8>`) are unescaped unless documented as verbatim. `extra` fields are the
 /// trailing fields Dovecot ignores for that command, kept verbatim (still escaped, exactly as
-/// received) so that re-encoding reproduces the received bytes.
+/// received, as [`Field`]s that cannot hold a TAB or LF) so that re-encoding reproduces the
+/// received bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Command {
     /// `VERSION\tdirector\t1\t<minor>`: first line on both sides (§4.2). The parser checks the
@@ -160,7 +163,7 @@ pub enum Command {
         /// Peer's minor version (0..=9 for real directors).
         minor: u32,
         /// Ignored trailing fields, verbatim.
-        extra: Vec<Vec<u8>>,
+        extra: Vec<Field>,
     },
     /// `ME\t<ip>\t<port>[\t<now>]`: the sender's identity (§4.3).
     Me {
@@ -171,7 +174,7 @@ pub enum Command {
         /// Sender's clock (sent by all 2.3 directors).
         timestamp: Option<u64>,
         /// Ignored trailing fields, verbatim.
-        extra: Vec<Vec<u8>>,
+        extra: Vec<Field>,
     },
     /// `DIRECTOR\t<ip>\t<port>`: this director exists / has (re)joined (§5.4).
     Director {
@@ -180,7 +183,7 @@ pub enum Command {
         /// The director's ring port.
         port: u16,
         /// Ignored trailing fields, verbatim.
-        extra: Vec<Vec<u8>>,
+        extra: Vec<Field>,
     },
     /// `DIRECTOR-REMOVE\t<ip>\t<port>`: remove this director from the ring (§5.4).
     DirectorRemove {
@@ -189,19 +192,19 @@ pub enum Command {
         /// The director's ring port.
         port: u16,
         /// Ignored trailing fields, verbatim.
-        extra: Vec<Vec<u8>>,
+        extra: Vec<Field>,
     },
     /// `HOST-HAND-START\t<0|1>`: start of the handshake host list (§4.5).
     HostHandStart {
         /// Sender's `ring_handshaked` (any non-zero number counts as true).
         handshaked: bool,
         /// Ignored trailing fields, verbatim.
-        extra: Vec<Vec<u8>>,
+        extra: Vec<Field>,
     },
     /// `HOST-HAND-END\t<0|1>`: end of the host list; Dovecot ignores every argument.
     HostHandEnd {
         /// All arguments, verbatim (real directors send the `ring_handshaked` flag again).
-        args: Vec<Vec<u8>>,
+        args: Vec<Field>,
     },
     /// `HOST\t<ip>\t<vhosts>[\t<tag>[\t<U|D><ts>\t<hostname>]]` inside a handshake host list
     /// (no origin triple; parsed only in [`super::Context::HostList`]).
@@ -241,7 +244,7 @@ pub enum Command {
         /// Refresh time (sent only to peers with minor ≥ 9).
         timestamp: Option<u64>,
         /// Ignored trailing fields, verbatim.
-        extra: Vec<Vec<u8>>,
+        extra: Vec<Field>,
     },
     /// `USER-WEAK\t<origin>\t<hash>\t<ip>` (exactly two fields after the origin; §8.2).
     UserWeak {
@@ -325,6 +328,6 @@ pub enum Command {
     /// `DONE`: end of handshake (§4.7).
     Done {
         /// Ignored fields, verbatim.
-        extra: Vec<Vec<u8>>,
+        extra: Vec<Field>,
     },
 }

@@ -5,7 +5,8 @@ use std::net::IpAddr;
 
 use super::command::{Command, HandshakeUser, HostInfo, Origin, Pulse, Sync};
 use super::*;
-use crate::escape::{escape_into, unescape};
+use crate::escape::escape_into;
+use crate::field::Field;
 use crate::ip::ip_to_string;
 
 /// Appends fields to a line under construction.
@@ -38,9 +39,9 @@ impl Line<'_> {
         self
     }
 
-    fn raws(&mut self, fields: &[Vec<u8>]) -> &mut Self {
+    fn raws(&mut self, fields: &[Field]) -> &mut Self {
         for f in fields {
-            self.raw(f);
+            self.raw(f.as_bytes());
         }
         self
     }
@@ -75,7 +76,7 @@ impl Line<'_> {
         let flag_in_extra = u
             .extra
             .first()
-            .is_some_and(|f| f.as_slice() != b"w" && unescape(f).first() == Some(&b'w'));
+            .is_some_and(|f| f.as_bytes() != b"w" && f.unescaped().first() == Some(&b'w'));
         if u.weak && !flag_in_extra {
             self.raw(b"w");
         }

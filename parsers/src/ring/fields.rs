@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use super::command::Origin;
 use crate::error::{ParseError, ParseErrorKind};
 use crate::escape::unescape;
+use crate::field::Field;
 
 /// The arguments of a line (fields after the command name), still escaped.
 /// Argument `i` is field `i + 1` of the line, which is what errors report.
@@ -125,7 +126,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Arguments from `i` on, verbatim (the ignored trailing fields).
-    pub(super) fn rest(&self, i: usize) -> Vec<Vec<u8>> {
-        self.raw.iter().skip(i).map(|f| f.to_vec()).collect()
+    pub(super) fn rest(&self, i: usize) -> Vec<Field> {
+        self.raw.iter().skip(i).map(|f| Field::wire(f)).collect()
     }
 }

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use super::*;
+use crate::field::Field;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -20,6 +21,11 @@ fn o(s: &str, port: u16, seq: u32) -> Origin {
 
 fn v(s: &[u8]) -> Vec<u8> {
     s.to_vec()
+}
+
+/// A verbatim (still escaped) field.
+fn w(s: &[u8]) -> Field {
+    Field::from_raw(s).unwrap()
 }
 
 fn stats(time: u64, buffered: u64) -> Pulse {
@@ -420,7 +426,7 @@ fn exact_cases() -> Vec<(&'static [u8], Context, Command)> {
             Command::Director {
                 ip: ip("127.0.0.1"),
                 port: 9090,
-                extra: vec![v(b"x"), v(b"")],
+                extra: vec![w(b"x"), w(b"")],
             },
         ),
         (
@@ -428,14 +434,14 @@ fn exact_cases() -> Vec<(&'static [u8], Context, Command)> {
             Ring,
             Command::Version {
                 minor: 10,
-                extra: vec![v(b"future")],
+                extra: vec![w(b"future")],
             },
         ),
         (
             b"DONE\tx\x01y",
             Ring,
             Command::Done {
-                extra: vec![v(b"x\x01y")],
+                extra: vec![w(b"x\x01y")],
             },
         ),
         // lenient PING/PONG, QUIT reason with TABs
@@ -443,7 +449,7 @@ fn exact_cases() -> Vec<(&'static [u8], Context, Command)> {
         (
             b"PONG\tabc\t5",
             Ring,
-            Command::Pong(Pulse::Raw(vec![v(b"abc"), v(b"5")])),
+            Command::Pong(Pulse::Raw(vec![w(b"abc"), w(b"5")])),
         ),
         (b"QUIT", Ring, Command::Quit { reason: None }),
         (

@@ -17,8 +17,8 @@
 //! * Commands in §2's exact-count list (`CONNECT`, `USER-WEAK`, `USER-MOVE`, `USER-KICK-ALT`,
 //!   `USER-KICK-HASH`, `HOST-REMOVE`, `HOST-FLUSH`, `USER-KICK`, `USER-KILLED-EVERYWHERE`,
 //!   `USER-KILLED`) reject any other field count. For every other command Dovecot ignores
-//!   extra trailing fields; we keep them verbatim in an `extra` field so that re-encoding a
-//!   received line reproduces its bytes.
+//!   extra trailing fields; we keep them verbatim ([`crate::field::Field`]s in an `extra`
+//!   field) so that re-encoding a received line reproduces its bytes.
 //! * Numbers are unsigned decimal (leading zeros accepted, re-encoded without them); fields
 //!   Dovecot reads as `unsigned int` must fit in 32 bits, timestamps Dovecot reads as `time_t`
 //!   must fit in `i64`. Negative timestamps, which `str_to_time` would accept, are rejected:
@@ -93,7 +93,9 @@ pub enum Context {
     /// Ordinary traffic: `HOST` has an origin triple, `USER` is a ring refresh.
     #[default]
     Ring,
-    /// Between `HOST-HAND-START` and `HOST-HAND-END`: `HOST` is the handshake form.
+    /// Between `HOST-HAND-START` and `HOST-HAND-END`: `HOST` is the handshake form. Other
+    /// commands still parse; rejecting them ("Unexpected command during host list") is the
+    /// caller's job.
     HostList,
     /// Incoming connection before `DONE` from a peer with minor < 9: a `USER` with at least
     /// three fields is a handshake user (Dovecot's `CMD_IS_USER_HANDSHAKE`).
@@ -121,9 +123,9 @@ impl Command {
 
     /// `HOST-HAND-END` as Dovecot sends it, repeating the `ring_handshaked` flag.
     pub fn host_hand_end(handshaked: bool) -> Self {
-        let flag = if handshaked { b"1" } else { b"0" };
+        let flag: &[u8] = if handshaked { b"1" } else { b"0" };
         Command::HostHandEnd {
-            args: vec![flag.to_vec()],
+            args: vec![crate::field::Field::wire(flag)],
         }
     }
 

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use proptest::strategy::Union;
 
 use super::*;
-use crate::escape::unescape;
+use crate::field::Field;
 
 fn ip() -> impl Strategy<Value = IpAddr> {
     prop_oneof![
@@ -36,14 +36,15 @@ fn text() -> impl Strategy<Value = Vec<u8>> {
 }
 
 /// A verbatim field: anything but the TAB that separates fields and the LF that ends lines.
-fn raw_field() -> impl Strategy<Value = Vec<u8>> {
+fn raw_field() -> impl Strategy<Value = Field> {
     vec(
         any::<u8>().prop_map(|b| if b == b'\t' || b == b'\n' { b'_' } else { b }),
         0..8,
     )
+    .prop_map(|raw| Field::from_raw(raw).expect("no TAB or LF"))
 }
 
-fn raws() -> impl Strategy<Value = Vec<Vec<u8>>> {
+fn raws() -> impl Strategy<Value = Vec<Field>> {
     vec(raw_field(), 0..3)
 }
 
@@ -81,7 +82,7 @@ fn handshake_user() -> impl Strategy<Value = HandshakeUser> {
             // Dovecot reads a 4th field starting with 'w' as the weak flag.
             let first_is_w = extra
                 .first()
-                .is_some_and(|f| unescape(f).first() == Some(&b'w'));
+                .is_some_and(|f| f.unescaped().first() == Some(&b'w'));
             HandshakeUser {
                 hash,
                 ip,
@@ -111,8 +112,8 @@ fn sync() -> impl Strategy<Value = Sync> {
         })
 }
 
-fn is_stats(fields: &[Vec<u8>]) -> bool {
-    let num = |f: &Vec<u8>, max: u64| fields::parse_decimal(&unescape(f)).is_some_and(|n| n <= max);
+fn is_stats(fields: &[Field]) -> bool {
+    let num = |f: &Field, max: u64| fields::parse_decimal(&f.unescaped()).is_some_and(|n| n <= max);
     fields.len() >= 2 && num(&fields[0], i64::MAX as u64) && num(&fields[1], u64::MAX)
 }
 
@@ -132,7 +133,7 @@ fn pulse() -> impl Strategy<Value = Pulse> {
 /// Optional value plus trailing fields that exist only when the value does.
 fn opt_with_extra<T: std::fmt::Debug + Clone>(
     value: impl Strategy<Value = T>,
-) -> impl Strategy<Value = (Option<T>, Vec<Vec<u8>>)> {
+) -> impl Strategy<Value = (Option<T>, Vec<Field>)> {
     (proptest::option::of(value), raws()).prop_map(|(v, extra)| {
         if v.is_some() {
             (v, extra)
@@ -224,10 +225,11 @@ fn command() -> BoxedStrategy<Command> {
             .boxed(),
         pulse().prop_map(Command::Ping).boxed(),
         pulse().prop_map(Command::Pong).boxed(),
-        proptest::option::of(raw_field().prop_map(|mut r| {
-            r.retain(|&b| b != b'\n');
-            r
-        }))
+        // A QUIT reason is verbatim text that may hold TABs, but never an LF.
+        proptest::option::of(vec(
+            any::<u8>().prop_map(|b| if b == b'\n' { b' ' } else { b }),
+            0..12,
+        ))
         .prop_map(|reason| Command::Quit { reason })
         .boxed(),
         vec(text(), 0..3)

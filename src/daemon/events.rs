@@ -1,0 +1,118 @@
+//! The messages connection tasks send to the state owner, and the owner's answers.
+//!
+//! Every request carries a `oneshot` sender for its answer: the owner completes it
+//! synchronously (a `oneshot` send never waits), so the owner can never block on a slow
+//! connection (aesthetics.md §8.3 rule 15). Connections send on a bounded `mpsc`; a full
+//! channel makes them wait, which is the inbound backpressure.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+/// Capacity of the owner's inbound queue.
+pub const OWNER_QUEUE: usize = 1024;
+
+/// Where a user's request ended up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostOutcome {
+    /// Send the user to this host.
+    Host {
+        /// The host's IP.
+        ip: IpAddr,
+        /// The DNS name the host came from in `director_mail_servers`, if any.
+        hostname: Option<String>,
+    },
+    /// No host within the time limit (or the hash could not be computed): temp_fail.
+    Failed,
+}
+
+/// The owner's immediate answer to a host request.
+#[derive(Debug)]
+pub enum LookupAnswer {
+    /// Decided at once.
+    Done(HostOutcome),
+    /// Queued until a host becomes available or the 30 s timer fails it.
+    Queued(oneshot::Receiver<HostOutcome>),
+}
+
+/// A login/LMTP/authreply request for a user's host.
+#[derive(Debug)]
+pub struct HostRequest {
+    /// The `director_tag` (empty = default tag).
+    pub tag: String,
+    /// The user hash (already computed from the username by the connection).
+    pub hash: u32,
+    /// The username as hashed, for log lines only.
+    pub username: String,
+    /// Where the answer goes.
+    pub reply: oneshot::Sender<LookupAnswer>,
+}
+
+/// One admin command's outcome.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AdminReply {
+    /// Write these bytes (a complete reply, LF-terminated) and read the next command.
+    Bytes(Vec<u8>),
+}
+
+/// Everything the state owner reacts to.
+#[derive(Debug)]
+pub enum Event {
+    /// A host lookup from an auth/userdb/authreply connection.
+    HostRequest(HostRequest),
+    /// A proxy-notify line already hashed: refresh that hash in every tag.
+    NotifyRefresh {
+        /// The user hash of the line.
+        hash: u32,
+        /// The raw line, for the "refreshed too late" log.
+        line: String,
+    },
+    /// An ipc kick command finished (successfully or not).
+    KickDone {
+        /// The token the owner gave when asking for the kick.
+        token: u64,
+        /// `Ok(data)` for a `+` reply, `Err(text)` otherwise.
+        result: Result<String, String>,
+    },
+    /// Test support: move the owner's clock forward (timers fire as if that time passed).
+    AdvanceClock(Duration),
+}
+
+/// A cheap, cloneable handle connections use to reach the state owner.
+#[derive(Debug, Clone)]
+pub struct OwnerHandle {
+    tx: mpsc::Sender<Event>,
+}
+
+impl OwnerHandle {
+    /// Wraps the owner's queue.
+    pub fn new(tx: mpsc::Sender<Event>) -> Self {
+        Self { tx }
+    }
+
+    /// Sends an event, waiting while the queue is full. `false` if the owner is gone.
+    pub async fn send(&self, ev: Event) -> bool {
+        self.tx.send(ev).await.is_ok()
+    }
+
+    /// Asks for a host. `None` if the owner is gone (shutting down).
+    pub async fn request_host(
+        &self,
+        tag: String,
+        hash: u32,
+        username: String,
+    ) -> Option<LookupAnswer> {
+        let (reply, rx) = oneshot::channel();
+        let req = HostRequest {
+            tag,
+            hash,
+            username,
+            reply,
+        };
+        if !self.send(Event::HostRequest(req)).await {
+            return None;
+        }
+        rx.await.ok()
+    }
+}

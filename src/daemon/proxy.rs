@@ -1,0 +1,159 @@
+//! The auth and userdb connection kinds: a login process (or LMTP) talks to us as if we were
+//! the auth server, and we relay to the real one (`auth-proxy.md` §§2, 7).
+//!
+//! Mirrors Dovecot's `src/director/login-connection.c` with `auth-connection.c`: one upstream
+//! connection per downstream connection, downstream → upstream a raw byte copy, upstream →
+//! downstream line based with result lines handed to the [`ReplyRewriter`]. Either side
+//! closing closes both. Held-back replies (delayed host lookups) are written when they
+//! complete, so replies for different request IDs may be reordered.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use director_parsers::framing::AUTH_MAX_LINE;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error};
+
+use super::lines::{LineEvent, LineReader};
+use super::reply::{Processed, ReplyRewriter};
+
+/// How long connecting to the auth server is retried on ECONNREFUSED/EAGAIN
+/// (`auth-connection.c`: `AUTH_CONNECT_RETRY_TIMEOUT_MSECS`-like behaviour of `net_connect_unix_with_retries`).
+const AUTH_CONNECT_RETRY: Duration = Duration::from_secs(1);
+
+/// Downstream → upstream copy chunk size (Dovecot reads up to its 4096-byte buffer).
+const COPY_CHUNK: usize = 4096;
+
+/// Connects to `path`, retrying while the server is refusing or overloaded, for at most 1 s.
+pub async fn connect_with_retries(path: &std::path::Path) -> io::Result<UnixStream> {
+    let deadline = tokio::time::Instant::now() + AUTH_CONNECT_RETRY;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match UnixStream::connect(path).await {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                let retryable = matches!(
+                    e.raw_os_error(),
+                    Some(libc::ECONNREFUSED) | Some(libc::EAGAIN)
+                );
+                if !retryable || tokio::time::Instant::now() + pause > deadline {
+                    return Err(e);
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Serves one accepted auth/userdb connection until either side closes or `shutdown` fires.
+pub async fn serve(
+    downstream: UnixStream,
+    upstream_path: PathBuf,
+    upstream_name: &'static str,
+    rewriter: Arc<ReplyRewriter>,
+    shutdown: CancellationToken,
+) {
+    let upstream = match connect_with_retries(&upstream_path).await {
+        Ok(s) => s,
+        Err(e) => {
+            // Closing without a byte is how the login process learns the auth side is down.
+            error!(
+                "connect({upstream_name}) failed: {}",
+                super::describe_io_error(&e)
+            );
+            return;
+        }
+    };
+    let (down_r, mut down_w) = downstream.into_split();
+    let (up_r, up_w) = upstream.into_split();
+
+    // Raw copy login → auth in its own task: it never waits for us, and we never wait for it.
+    let down_closed = CancellationToken::new();
+    let copier = {
+        let down_closed = down_closed.clone();
+        tokio::spawn(async move {
+            let res = copy_raw(down_r, up_w).await;
+            if let Err(e) = res {
+                debug!("login connection read/write failed: {e}");
+            }
+            down_closed.cancel();
+        })
+    };
+
+    let mut reader = LineReader::new(up_r, AUTH_MAX_LINE);
+    let mut pending: JoinSet<Vec<u8>> = JoinSet::new();
+    loop {
+        let out = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            _ = down_closed.cancelled() => break,
+            Some(done) = pending.join_next(), if !pending.is_empty() => match done {
+                Ok(bytes) => bytes,
+                Err(_) => continue,
+            },
+            ev = reader.next_line() => match ev {
+                Ok(LineEvent::Line(line)) => match rewriter.process(&line).await {
+                    Processed::Now(bytes) => bytes,
+                    Processed::Later(fut) => {
+                        pending.spawn(fut);
+                        continue;
+                    }
+                    Processed::Shutdown => break,
+                },
+                Ok(LineEvent::TooLong) => {
+                    error!("BUG: Auth server sent us more than {AUTH_MAX_LINE} bytes");
+                    break;
+                }
+                Ok(LineEvent::Eof) => {
+                    error!("Auth server disconnected unexpectedly");
+                    break;
+                }
+                Err(e) => {
+                    error!("read({upstream_name}) failed: {e}");
+                    break;
+                }
+            },
+        };
+        if out.is_empty() {
+            continue;
+        }
+        let written = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = down_closed.cancelled() => break,
+            r = down_w.write_all(&out) => r,
+        };
+        if let Err(e) = written {
+            debug!("write to login connection failed: {e}");
+            break;
+        }
+    }
+    // Dropping the halves closes both sockets; pending lookups are dropped with the JoinSet
+    // (the owner sees the closed reply channel and forgets them).
+    copier.abort();
+    pending.abort_all();
+    if let Err(e) = down_w.shutdown().await {
+        debug!("shutdown of login connection failed: {e}");
+    }
+}
+
+/// Copies bytes unmodified until EOF on `from` or an error on either side.
+async fn copy_raw<R, W>(mut from: R, mut to: W) -> io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; COPY_CHUNK];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..n]).await?;
+    }
+}
