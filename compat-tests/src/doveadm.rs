@@ -84,7 +84,8 @@ impl StandaloneDoveadm {
             OsStr::new("map"),
             OsStr::new("-u"),
         ]);
-        cmd.arg(user);
+        // `--`: a name may start with `-`.
+        cmd.arg("--").arg(user);
         let out = Output::of(&mut cmd)?;
         let text = out.stdout_text();
         let hash = text.trim().parse::<u32>().map_err(|_| {
