@@ -1,6 +1,6 @@
 //! Records fixture transcripts of real Dovecot 2.3 for the parser tests.
 //!
-//! Usage: `cargo run -p compat-tests --bin capture_fixtures -- [admin|auth|all] [--out DIR]`
+//! Usage: `cargo run -p compat-tests --bin capture_fixtures -- [admin|auth|ring|all] [--out DIR]`
 //! (default DIR: `parsers/tests/fixtures` of this workspace). Needs root and Dovecot 2.3.
 
 use std::path::PathBuf;
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
                 Some(d) => out = PathBuf::from(d),
                 None => return usage(),
             },
-            "admin" | "auth" | "all" => what = a,
+            "admin" | "auth" | "ring" | "all" => what = a,
             _ => return usage(),
         }
     }
@@ -49,6 +49,15 @@ fn main() -> ExitCode {
             }
         }
     }
+    if what == "ring" || what == "all" {
+        match capture::ring::capture(&dovecot, &out) {
+            Ok(files) => written.extend(files),
+            Err(e) => {
+                eprintln!("capture_fixtures: ring: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     eprintln!(
         "wrote {} fixture files under {}",
         written.len(),
@@ -58,6 +67,6 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: capture_fixtures [admin|auth|all] [--out DIR]");
+    eprintln!("usage: capture_fixtures [admin|auth|ring|all] [--out DIR]");
     ExitCode::from(64)
 }

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod login;
+pub mod ring;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
