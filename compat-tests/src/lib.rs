@@ -10,6 +10,7 @@
 //! - [`relay`]: recording relays (UNIX socket, TCP, FIFO) that write transcripts.
 //! - [`usernames`]: seeded random usernames for hash comparisons.
 //! - [`loopback`]: picking free loopback addresses.
+//! - [`ours`]: locating our own binaries (`directorctl`) built next to the test binary.
 //! - [`mailclient`]: minimal IMAP/POP3/LMTP clients for driving real login and LMTP proxies.
 //!
 //! Nothing here reads `/etc/dovecot` or stops a process it did not start.
@@ -21,6 +22,7 @@ pub mod dovecot;
 pub mod instance;
 pub mod loopback;
 pub mod mailclient;
+pub mod ours;
 pub mod relay;
 pub mod transcript;
 pub mod usernames;

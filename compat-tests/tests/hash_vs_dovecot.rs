@@ -5,6 +5,10 @@
 //!   with IPv4, tags, vhost counts changed with HOST-UPDATE plus a HOST-DOWN host).
 //! - `doveadm director map -u` (Dovecot's own `mail_user_hash()`) vs
 //!   `director::username_hash::UsernameHash` under several `director_username_hash` formats.
+//! - `directorctl map -u` vs `doveadm director map -u`: stdout, stderr and exit code, byte
+//!   for byte, including hash-format errors. `directorctl` is found next to this test's
+//!   target directory: `cargo test --workspace` builds it; for this package alone run
+//!   `cargo build --bin directorctl` first.
 //!
 //! Needs root and Dovecot 2.3 (see `compat_tests::require_dovecot`).
 
@@ -15,7 +19,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use compat_tests::admin::{escape_field, AdminClient};
-use compat_tests::doveadm::StandaloneDoveadm;
+use compat_tests::doveadm::{Output, StandaloneDoveadm};
+use compat_tests::ours::require_our_binary;
 use compat_tests::usernames::{as_hash, generate, NUMERIC};
 use compat_tests::{require_dovecot, Instance, InstanceBuilder};
 use director::mail_hosts::parse_mail_servers;
@@ -262,4 +267,51 @@ fn username_hash_matches_doveadm_map_u() {
         mismatches.len(),
         mismatches.join("\n")
     );
+}
+
+/// Formats for the byte comparison: supported ones and two that fail to expand in Dovecot.
+const CTL_FORMATS: &[&str] = &["%Lu", "%u", "%Ln", "%Ld", "%n@%d", "%x", "%{foo}"];
+const CTL_USERS: usize = 40;
+
+#[test]
+fn directorctl_map_u_prints_what_doveadm_prints() {
+    let Some(dovecot) = require_dovecot() else {
+        return;
+    };
+    let Some(ctl) = require_our_binary("directorctl") else {
+        return;
+    };
+    let doveadm = StandaloneDoveadm::new(&dovecot).expect("doveadm config");
+    let users = generate(0x2319_0c71, CTL_USERS);
+    let started = Instant::now();
+    let mut differences = Vec::new();
+    let mut compared = 0;
+    for format in CTL_FORMATS {
+        for user in &users {
+            let user = OsStr::from_bytes(user);
+            let real = doveadm.map_u_output(format, user).expect("run doveadm");
+            let ours = Output::of(
+                std::process::Command::new(&ctl)
+                    .arg("-o")
+                    .arg(format!("director_username_hash={format}"))
+                    .args(["map", "-u", "--"])
+                    .arg(user),
+            )
+            .expect("run directorctl");
+            compared += 1;
+            if ours != real {
+                differences.push(format!(
+                    "{format} {user:?}:\n  doveadm     {real:?}\n  directorctl {ours:?}"
+                ));
+            }
+        }
+    }
+    println!(
+        "directorctl map -u vs doveadm: {compared} runs ({} formats x {} users) in {:.1} s, {} differences",
+        CTL_FORMATS.len(),
+        users.len(),
+        started.elapsed().as_secs_f64(),
+        differences.len()
+    );
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
 }
