@@ -25,6 +25,10 @@ pub fn require_our_binary(name: &str) -> Option<PathBuf> {
     if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
         panic!("{msg}");
     }
-    eprintln!("!! SKIPPED: {msg}");
+    // Written to fd 2 directly: libtest captures eprintln!, and a skip must be seen.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr().lock(),
+        format!("!! SKIPPED: {msg}\n").as_bytes(),
+    );
     None
 }
