@@ -8,6 +8,8 @@
 //! - [`doveadm`]: running the real `doveadm` binary.
 //! - [`transcript`]: the transcript row format shared with `parsers/tests/common/mod.rs`.
 //! - [`relay`]: recording relays (UNIX socket, TCP, FIFO) that write transcripts.
+//! - [`hostsets`]: the host sets compared with a real director, built on both sides.
+//! - [`golden`]: the committed golden file of real USER-LOOKUP answers.
 //! - [`usernames`]: seeded random usernames for hash comparisons.
 //! - [`loopback`]: picking free loopback addresses.
 //! - [`ours`]: locating our own binaries (`directorctl`) built next to the test binary.
@@ -19,6 +21,8 @@ pub mod admin;
 pub mod capture;
 pub mod doveadm;
 pub mod dovecot;
+pub mod golden;
+pub mod hostsets;
 pub mod instance;
 pub mod loopback;
 pub mod mailclient;

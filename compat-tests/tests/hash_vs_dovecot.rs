@@ -13,115 +13,20 @@
 //! Needs root and Dovecot 2.3 (see `compat_tests::require_dovecot`).
 
 use std::ffi::OsStr;
-use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use compat_tests::admin::{escape_field, AdminClient};
 use compat_tests::doveadm::{Output, StandaloneDoveadm};
+use compat_tests::hostsets::{our_choice, real_choices, HOST_SETS};
 use compat_tests::ours::require_our_binary;
-use compat_tests::usernames::{as_hash, generate, NUMERIC};
-use compat_tests::{require_dovecot, Instance, InstanceBuilder};
-use director::mail_hosts::parse_mail_servers;
-use director::state::{Directory, Tag};
+use compat_tests::require_dovecot;
+use compat_tests::usernames::{generate, NUMERIC};
 use director::username_hash::UsernameHash;
-use director_parsers::ip::{ip_to_string, parse_ip};
 
 /// Random names per host set (plus the pure-digit ones, which the admin protocol takes as
 /// hashes).
 const LOOKUP_USERS: usize = 1200;
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// One `director_mail_servers` value, the tags to look users up in, and the changes made
-/// through the admin protocol before looking up.
-struct HostSet {
-    name: &'static str,
-    servers: &'static str,
-    tags: &'static [&'static str],
-    /// HOST-UPDATE `(ip, vhost count)`.
-    updates: &'static [(&'static str, u32)],
-    /// HOST-DOWN.
-    down: &'static [&'static str],
-}
-
-const HOST_SETS: &[HostSet] = &[
-    HostSet {
-        name: "ipv4-range",
-        servers: "10.0.0.1-10.0.0.5",
-        tags: &[""],
-        updates: &[],
-        down: &[],
-    },
-    HostSet {
-        name: "ipv6-mixed",
-        servers: "10.0.0.1 2001:db8::1 2001:db8::a-2001:db8::c 192.168.7.9 2001:DB8:0:0:0:0:0:ff",
-        tags: &[""],
-        updates: &[],
-        down: &[],
-    },
-    HostSet {
-        name: "tags",
-        servers: "10.0.0.1-10.0.0.3 10.0.1.1@tagA 10.0.1.2@tagA 10.0.2.1@tagB",
-        tags: &["", "tagA", "tagB", "nosuchtag"],
-        updates: &[],
-        down: &[],
-    },
-    HostSet {
-        name: "vhosts-and-down",
-        servers: "10.0.0.1-10.0.0.5 10.0.3.1@tagC 10.0.3.2@tagC",
-        tags: &["", "tagC"],
-        updates: &[
-            ("10.0.0.1", 200),
-            ("10.0.0.2", 50),
-            ("10.0.0.3", 1),
-            ("10.0.0.5", 0),
-            ("10.0.3.2", 1000),
-        ],
-        down: &["10.0.0.4", "10.0.3.1"],
-    },
-];
-
-/// The admin protocol's user argument: a pure-digit name is the hash itself.
-fn admin_hash(hasher: &UsernameHash, name: &[u8]) -> u32 {
-    as_hash(name).unwrap_or_else(|| hasher.hash(name))
-}
-
-fn ip_text(ip: Option<IpAddr>) -> String {
-    ip.map(|ip| ip_to_string(&ip)).unwrap_or_default()
-}
-
-/// Starts a real director for `set`, applies its changes, and returns it with our directory
-/// in the same state.
-fn setup(dovecot: &compat_tests::Dovecot, set: &HostSet) -> (Instance, AdminClient, Directory) {
-    let inst = InstanceBuilder::director(set.name, set.servers)
-        .start(dovecot)
-        .expect("start director");
-    let mut admin =
-        AdminClient::connect(&inst.path("director-admin"), ADMIN_TIMEOUT).expect("admin");
-    let specs = parse_mail_servers(set.servers, &mut |name| {
-        Err(format!("no DNS in tests: {name}"))
-    })
-    .expect("our parse of director_mail_servers");
-    let mut ours = Directory::new(specs, 15 * 60);
-    let now = 1_800_000_000;
-    for (ip, vhosts) in set.updates {
-        let reply = admin
-            .request(format!("HOST-UPDATE\t{ip}\t{vhosts}").as_bytes())
-            .unwrap();
-        assert_eq!(reply, b"OK", "{}: HOST-UPDATE {ip} {vhosts}", set.name);
-        let ip = parse_ip(ip.as_bytes()).unwrap();
-        ours.host_update(ip, None, *vhosts, now);
-    }
-    for ip in set.down {
-        let reply = admin
-            .request(format!("HOST-DOWN\t{ip}").as_bytes())
-            .unwrap();
-        assert_eq!(reply, b"OK", "{}: HOST-DOWN {ip}", set.name);
-        ours.host_down(parse_ip(ip.as_bytes()).unwrap(), now);
-    }
-    (inst, admin, ours)
-}
 
 #[test]
 fn host_choice_matches_real_director() {
@@ -134,47 +39,19 @@ fn host_choice_matches_real_director() {
     let started = Instant::now();
     let (mut lookups, mut mismatches, mut instances) = (0usize, Vec::new(), Vec::new());
     for set in HOST_SETS {
-        let (inst, mut admin, mut ours) = setup(&dovecot, set);
+        let (inst, mut admin) = set.real_director(&dovecot).expect("real director");
+        let mut ours = set.our_directory();
         for tag in set.tags {
-            let requests: Vec<Vec<u8>> = users
-                .iter()
-                .map(|u| {
-                    let mut line = b"USER-LOOKUP\t".to_vec();
-                    line.extend(escape_field(u));
-                    line.push(b'\t');
-                    line.extend(escape_field(tag.as_bytes()));
-                    line
-                })
-                .collect();
-            let replies = admin
-                .pipeline(&requests)
+            let real = real_choices(&mut admin, &users, tag)
                 .unwrap_or_else(|e| panic!("{}: {e}\n{}", set.name, inst.log()));
-            let tag_value = Tag::new(tag.as_bytes());
-            for (user, reply) in users.iter().zip(&replies) {
+            for (user, real) in users.iter().zip(real) {
                 lookups += 1;
-                let fields: Vec<&[u8]> = reply.split(|&b| b == b'\t').collect();
-                assert_eq!(
-                    fields.len(),
-                    4,
-                    "{}: reply {:?}",
-                    set.name,
-                    reply.escape_ascii().to_string()
-                );
-                assert_eq!(
-                    (fields[0], fields[1]),
-                    (&b""[..], &b"0"[..]),
-                    "nobody logged in, so no entry"
-                );
-                let (_, hashed, initial) =
-                    ours.user_lookup(admin_hash(&hasher, user), &tag_value, 1_800_000_000);
-                let (hashed, initial) = (ip_text(hashed), ip_text(initial));
-                if fields[2] != hashed.as_bytes() || fields[3] != initial.as_bytes() {
+                let mine = our_choice(&mut ours, &hasher, user, tag);
+                if mine != real {
                     mismatches.push(format!(
-                        "{} tag {tag:?} user {:?}: dovecot hashed={} initial={}, ours hashed={hashed} initial={initial}",
+                        "{} tag {tag:?} user {:?}: dovecot {real:?}, ours {mine:?}",
                         set.name,
-                        user.escape_ascii().to_string(),
-                        String::from_utf8_lossy(fields[2]),
-                        String::from_utf8_lossy(fields[3]),
+                        user.escape_ascii().to_string()
                     ));
                 }
             }
