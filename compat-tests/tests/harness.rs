@@ -71,8 +71,8 @@ fn private_director_answers_and_relay_records() {
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The director closes after doveadm does; give the relay a moment to see both EOFs.
-    std::thread::sleep(Duration::from_millis(300));
+    // The director closes after doveadm does; let the relay see both EOFs.
+    assert!(rec.wait_idle(TIMEOUT), "relayed connection never closed");
     drop(relay);
     let rows: Vec<String> = rec
         .take()

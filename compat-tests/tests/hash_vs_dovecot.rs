@@ -148,7 +148,7 @@ fn username_hash_matches_doveadm_map_u() {
 
 /// Formats for the byte comparison: supported ones and two that fail to expand in Dovecot.
 const CTL_FORMATS: &[&str] = &["%Lu", "%u", "%Ln", "%Ld", "%n@%d", "%x", "%{foo}"];
-const CTL_USERS: usize = 40;
+const CTL_USERS: usize = 30;
 
 #[test]
 fn directorctl_map_u_prints_what_doveadm_prints() {
