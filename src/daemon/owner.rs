@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
 
 use super::events::{Event, HostOutcome, HostRequest, LookupAnswer};
 use super::ipc::IpcClient;
@@ -181,6 +181,7 @@ impl Owner {
             Event::HostRequest(req) => self.host_request(req),
             Event::NotifyRefresh { hash, line } => {
                 let now = self.clock.now_secs();
+                self.warn_late_refresh(hash, &line, now);
                 let refreshed = self.dir.notify_refresh(hash, now);
                 debug!(user = %line, hash, tags = refreshed.len(), "notify refresh");
             }
@@ -188,6 +189,20 @@ impl Owner {
             Event::KickDone { token, result } => self.kick_done(token, result),
             Event::FlushDone { key, success } => self.flush_done(key, success),
             Event::AdvanceClock(d) => self.clock.advance(d),
+        }
+    }
+
+    /// Dovecot's warning for a refresh of an entry older than `director_user_expire` (only
+    /// possible for entries kept alive by a move in progress).
+    fn warn_late_refresh(&mut self, hash: u32, line: &str, now: u64) {
+        let expire = u64::from(self.dir.user_expire_secs());
+        for tag in 0..self.dir.tags().len() as u32 {
+            if let Some(user) = self.dir.lookup(tag, hash, now) {
+                let diff = now.saturating_sub(user.timestamp);
+                if diff >= expire {
+                    warn!("notify: User {line} refreshed too late ({diff} secs)");
+                }
+            }
         }
     }
 
