@@ -150,9 +150,12 @@ impl Owner {
                 self.admin_kick(KickCommand::kick_alt(&field, &value), nowait, reply);
                 return;
             }
-            Request::DirectorList => self.director_list(),
+            Request::DirectorList => match &self.ring {
+                Some(ring) => self.ring_director_list(ring),
+                None => self.director_list(),
+            },
             Request::DirectorAdd { ip, port } => {
-                let port = port.map_or(0, |p| p.get());
+                let port = port.map_or(self.self_addr().1, |p| p.get());
                 if !self.is_self(ip, port) && !self.directors.contains(&(ip, port)) {
                     info!(
                         "Adding director {}:{port} to ring (requested by doveadm)",
@@ -173,7 +176,9 @@ impl Owner {
                         status(Status::Ok)
                     }
                     // Ourselves: found, but a stand-alone director cannot leave its ring.
-                    None if self.is_self(ip, port.map_or(0, |p| p.get())) => status(Status::Ok),
+                    None if self.is_self(ip, port.map_or(self.self_addr().1, |p| p.get())) => {
+                        status(Status::Ok)
+                    }
                     None => status(Status::NotFound),
                 }
             }
@@ -182,7 +187,12 @@ impl Owner {
     }
 
     fn is_self(&self, ip: IpAddr, port: u16) -> bool {
-        ip == SELF_IP && port == 0
+        (ip, port) == self.self_addr()
+    }
+
+    /// Our ring address: Dovecot's dummy 127.0.0.1:0 when stand-alone.
+    fn self_addr(&self) -> (IpAddr, u16) {
+        self.ring.as_ref().map_or((SELF_IP, 0), |r| r.me)
     }
 
     /// `<user>` argument: a hash, or a name hashed with `director_username_hash`.

@@ -19,6 +19,8 @@ mod notify;
 pub mod owner;
 pub mod proxy;
 pub mod reply;
+pub mod ringnet;
+mod ringside;
 pub mod sd_notify;
 
 use std::io;
@@ -134,6 +136,14 @@ pub async fn start(config: Config) -> io::Result<RunningDaemon> {
     for spec in &config.listeners {
         bound.push(BoundListener::bind(spec.clone())?);
     }
+    // The ring listener is bound before anything runs, like the others.
+    let ring_listener = match &config.ring {
+        Some(rc) => {
+            let me = rc.find_self(ringnet::can_bind).map_err(invalid)?;
+            Some((me, ringnet::bind_listener(rc.bind_addr())?))
+        }
+        None => None,
+    };
     let socket_paths = bound
         .iter()
         .filter_map(|b| b.path().map(|p| p.to_path_buf()))
@@ -149,6 +159,25 @@ pub async fn start(config: Config) -> io::Result<RunningDaemon> {
         shutdown.clone(),
         &tracker,
     );
+    let mut state = state;
+    if let (Some(rc), Some((me, listener))) = (&config.ring, ring_listener) {
+        let net = ringnet::RingNet::new(
+            me.0,
+            config.director.output_buffer_size,
+            owner.weak(),
+            tracker.clone(),
+            shutdown.clone(),
+        );
+        state = state.with_ring(ringside::RingSide {
+            cfg: rc.clone(),
+            me,
+            net,
+        });
+        let span = tracing::info_span!("listener", name = "ring");
+        tracker.spawn(
+            ringnet::accept_loop(listener, owner.clone(), shutdown.clone()).instrument(span),
+        );
+    }
     tracker.spawn(
         state
             .with_ipc(ipc)

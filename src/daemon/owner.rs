@@ -89,6 +89,8 @@ pub struct Owner {
     pub(super) moves: MoveTimers,
     /// Directors added with DIRECTOR-ADD (stand-alone: only listed).
     pub(super) directors: Vec<(std::net::IpAddr, u16)>,
+    /// The ring side (`None` = stand-alone director).
+    pub(super) ring: Option<super::ringside::RingSide>,
     /// Our own queue, for helper tasks (flushes) to report back; weak so it never keeps
     /// the owner alive.
     pub(super) self_tx: Option<mpsc::WeakSender<Event>>,
@@ -134,12 +136,19 @@ impl Owner {
             request_timer_ms: None,
             moves: MoveTimers::default(),
             directors: Vec::new(),
+            ring: None,
         })
     }
 
     /// Connects the owner to the ipc kick client.
     pub fn with_ipc(mut self, ipc: IpcClient) -> Self {
         self.ipc = Some(ipc);
+        self
+    }
+
+    /// Makes this a ring director.
+    pub(super) fn with_ring(mut self, ring: super::ringside::RingSide) -> Self {
+        self.ring = Some(ring);
         self
     }
 
@@ -188,6 +197,7 @@ impl Owner {
             Event::Admin { request, reply } => self.admin(request, reply),
             Event::KickDone { token, result } => self.kick_done(token, result),
             Event::FlushDone { key, success } => self.flush_done(key, success),
+            Event::Ring(io) => self.ring_io(io),
             Event::AdvanceClock(d) => self.clock.advance(d),
         }
     }
