@@ -448,3 +448,7 @@ impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for CountingReader<R>
         r
     }
 }
+
+#[cfg(test)]
+#[path = "ringnet_tests.rs"]
+mod tests;
