@@ -45,6 +45,11 @@ impl FlushRunner {
         }
     }
 
+    /// The bound on one run.
+    pub fn run_timeout(&self) -> Duration {
+        self.run_timeout
+    }
+
     /// Flush one moved user; `new_hostname` is the new host's name in
     /// `director_mail_servers`, if it has one. Logs every failure itself.
     pub async fn run(&self, req: &FlushRequest, new_hostname: Option<&str>) -> FlushResult {
