@@ -226,3 +226,48 @@ async fn unexpected_input_without_pending_is_ignored() {
         Some(4)
     );
 }
+
+/// A sink like the daemon's: forwards `(token, result)` into the owner's bounded queue.
+struct OwnerSink {
+    token: u64,
+    tx: tokio::sync::mpsc::Sender<(u64, director::kick::KickResult)>,
+}
+
+impl director::kick::KickSink for OwnerSink {
+    async fn done(self, result: director::kick::KickResult) {
+        let _ = self.tx.send((self.token, result)).await;
+    }
+}
+
+#[tokio::test]
+async fn custom_sink_gets_results_in_request_order_and_drop_fails_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ipc");
+    let listener = UnixListener::bind(&path).unwrap();
+    let kicker = director::kick::spawn_ipc_with::<OwnerSink>(path);
+    // A queue of one: the kicker waits on it, as it would on a busy owner.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    for token in 1..=4 {
+        let sink = OwnerSink {
+            token,
+            tx: tx.clone(),
+        };
+        assert!(kicker.send(KickCommand::kick(format!("u{token}").as_bytes()), sink));
+    }
+    let mut s = accept(&listener).await;
+    for _ in 0..4 {
+        read_line(&mut s).await;
+    }
+    s.get_mut().write_all(b"+1\n-nope\n").await.unwrap();
+    let (t1, r1) = timeout(T, rx.recv()).await.unwrap().unwrap();
+    let (t2, r2) = timeout(T, rx.recv()).await.unwrap().unwrap();
+    assert_eq!((t1, r1.unwrap().count), (1, Some(1)));
+    assert_eq!((t2, r2), (2, Err(KickError::Failed("nope".into()))));
+    assert_eq!(kicker.outstanding(), 2);
+    // Every handle gone: the task ends and fails what is still pending.
+    drop(kicker);
+    let (t3, r3) = timeout(T, rx.recv()).await.unwrap().unwrap();
+    let (t4, r4) = timeout(T, rx.recv()).await.unwrap().unwrap();
+    assert_eq!((t3, r3), (3, Err(KickError::Disconnected)));
+    assert_eq!((t4, r4), (4, Err(KickError::Disconnected)));
+}

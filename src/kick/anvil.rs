@@ -20,7 +20,7 @@ use director_parsers::ipc::KickCommand;
 use tokio::sync::mpsc;
 
 use super::conn::{LineConn, LineError};
-use super::handle::{Job, KickError, KickHandle, KickOutcome, KickResult};
+use super::handle::{Job, KickError, KickHandle, KickOutcome, KickResult, KickSink};
 use crate::username_hash::UsernameHash;
 
 /// A kick (with its dump and every per-session kick) that takes longer is abandoned and the
@@ -33,12 +33,21 @@ const MAX_DUMP_SESSIONS: usize = 1_000_000;
 /// is `director_username_hash`, used to emulate `KICK-DIRECTOR-HASH`. Must be called
 /// inside a tokio runtime.
 pub fn spawn_anvil(path: PathBuf, hasher: UsernameHash) -> KickHandle {
+    spawn_anvil_with(path, hasher)
+}
+
+/// [`spawn_anvil`] with results delivered to sinks of type `S`.
+pub fn spawn_anvil_with<S: KickSink>(path: PathBuf, hasher: UsernameHash) -> KickHandle<S> {
     let (handle, rx) = KickHandle::new();
     tokio::spawn(run(path, hasher, rx));
     handle
 }
 
-async fn run(path: PathBuf, hasher: UsernameHash, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn run<S: KickSink>(
+    path: PathBuf,
+    hasher: UsernameHash,
+    mut rx: mpsc::UnboundedReceiver<Job<S>>,
+) {
     let mut conn: Option<LineConn> = None;
     while let Some(job) = rx.recv().await {
         let result = tokio::time::timeout(
@@ -53,7 +62,7 @@ async fn run(path: PathBuf, hasher: UsernameHash, mut rx: mpsc::UnboundedReceive
         if result.is_err() {
             conn = None;
         }
-        job.reply.finish(result);
+        job.reply.finish(result).await;
     }
 }
 

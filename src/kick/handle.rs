@@ -1,6 +1,7 @@
 //! The handle the state owner kicks through, shared by the ipc and anvil backends.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -50,50 +51,79 @@ impl std::error::Error for KickError {}
 /// What a kick ends with.
 pub type KickResult = Result<KickOutcome, KickError>;
 
+/// Where a kick's result goes. The kicker task awaits [`KickSink::done`] before it reads
+/// the next reply, so results arrive in request order; a sink that forwards to the state
+/// owner's bounded queue may wait there (the owner never waits for the kicker).
+pub trait KickSink: Send + 'static {
+    /// Deliver the result.
+    fn done(self, result: KickResult) -> impl Future<Output = ()> + Send;
+}
+
+impl KickSink for oneshot::Sender<KickResult> {
+    async fn done(self, result: KickResult) {
+        // The receiver may be gone; nobody then cares.
+        let _ = self.send(result);
+    }
+}
+
 /// One queued kick: the command and where its result goes.
-#[derive(Debug)]
-pub(crate) struct Job {
+pub(crate) struct Job<S> {
     pub(crate) cmd: KickCommand,
-    pub(crate) reply: Replier,
+    pub(crate) reply: Replier<S>,
 }
 
-/// Completes a kick exactly once and keeps the outstanding count right even if the backend
-/// drops the job without answering.
-#[derive(Debug)]
-pub(crate) struct Replier {
-    tx: Option<oneshot::Sender<KickResult>>,
+/// Completes a kick once and keeps the outstanding count right even if the backend drops
+/// the job without answering.
+pub(crate) struct Replier<S> {
+    sink: Option<S>,
     outstanding: Arc<AtomicUsize>,
 }
 
-impl Replier {
-    /// Deliver the result (the receiver may be gone; nobody then cares).
-    pub(crate) fn finish(mut self, result: KickResult) {
-        if let Some(tx) = self.tx.take() {
+impl<S: KickSink> Replier<S> {
+    /// Deliver the result.
+    pub(crate) async fn finish(mut self, result: KickResult) {
+        if let Some(sink) = self.sink.take() {
             self.outstanding.fetch_sub(1, Ordering::AcqRel);
-            let _ = tx.send(result);
+            sink.done(result).await;
         }
     }
 }
 
-impl Drop for Replier {
+impl<S> Drop for Replier<S> {
     fn drop(&mut self) {
-        if let Some(tx) = self.tx.take() {
+        if self.sink.take().is_some() {
             self.outstanding.fetch_sub(1, Ordering::AcqRel);
-            let _ = tx.send(Err(KickError::Stopped));
         }
     }
 }
 
-/// A cheap, cloneable handle to a kicker task. The task stops when every handle is dropped;
-/// kicks still pending then fail with [`KickError::Disconnected`].
-#[derive(Debug, Clone)]
-pub struct KickHandle {
-    tx: mpsc::UnboundedSender<Job>,
+/// A cheap, cloneable handle to a kicker task, delivering results to sinks of type `S`.
+/// The task stops when every handle is dropped; kicks still pending then fail with
+/// [`KickError::Disconnected`].
+pub struct KickHandle<S = oneshot::Sender<KickResult>> {
+    tx: mpsc::UnboundedSender<Job<S>>,
     outstanding: Arc<AtomicUsize>,
 }
 
-impl KickHandle {
-    pub(crate) fn new() -> (KickHandle, mpsc::UnboundedReceiver<Job>) {
+impl<S> Clone for KickHandle<S> {
+    fn clone(&self) -> Self {
+        KickHandle {
+            tx: self.tx.clone(),
+            outstanding: Arc::clone(&self.outstanding),
+        }
+    }
+}
+
+impl<S> fmt::Debug for KickHandle<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KickHandle")
+            .field("outstanding", &self.outstanding())
+            .finish()
+    }
+}
+
+impl<S> KickHandle<S> {
+    pub(crate) fn new() -> (KickHandle<S>, mpsc::UnboundedReceiver<Job<S>>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let handle = KickHandle {
             tx,
@@ -102,32 +132,37 @@ impl KickHandle {
         (handle, rx)
     }
 
-    /// Queue a kick; its result goes to `reply`. Never waits, so the state owner can call
-    /// it. The queue is unbounded: the owner limits kicks itself
-    /// (`director_max_parallel_kicks`, `director_max_parallel_moves`).
-    pub fn send(&self, cmd: KickCommand, reply: oneshot::Sender<KickResult>) {
+    /// Kicks sent and not yet answered (every source), for `director_max_parallel_kicks`
+    /// and the `kicking` count of the process title.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::Acquire)
+    }
+}
+
+impl<S: KickSink> KickHandle<S> {
+    /// Queue a kick; its result goes to `sink`. Never waits, so the state owner can call
+    /// it. False if the kicker task is gone (shutdown): then no result will come. The
+    /// queue is unbounded: the owner limits kicks itself (`director_max_parallel_kicks`,
+    /// `director_max_parallel_moves`).
+    pub fn send(&self, cmd: KickCommand, sink: S) -> bool {
         self.outstanding.fetch_add(1, Ordering::AcqRel);
         let job = Job {
             cmd,
             reply: Replier {
-                tx: Some(reply),
+                sink: Some(sink),
                 outstanding: Arc::clone(&self.outstanding),
             },
         };
-        // A closed task drops the job, whose Replier then answers Stopped.
-        let _ = self.tx.send(job);
+        // A failed send drops the job, whose Replier corrects the count.
+        self.tx.send(job).is_ok()
     }
+}
 
+impl KickHandle<oneshot::Sender<KickResult>> {
     /// Kick and wait for the result.
     pub async fn kick(&self, cmd: KickCommand) -> KickResult {
         let (tx, rx) = oneshot::channel();
         self.send(cmd, tx);
         rx.await.unwrap_or(Err(KickError::Stopped))
-    }
-
-    /// Kicks sent and not yet answered (every source), for `director_max_parallel_kicks`
-    /// and the `kicking` count of the process title.
-    pub fn outstanding(&self) -> usize {
-        self.outstanding.load(Ordering::Acquire)
     }
 }

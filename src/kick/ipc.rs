@@ -13,19 +13,25 @@ use director_parsers::ipc::{IpcReply, IpcRequest};
 use tokio::sync::mpsc;
 
 use super::conn::LineConn;
-use super::handle::{Job, KickError, KickHandle, KickOutcome, Replier};
+use super::handle::{Job, KickError, KickHandle, KickOutcome, KickSink, Replier};
 
 /// Start the ipc kicker for the socket at `path` (usually `<base_dir>/ipc`). Must be
 /// called inside a tokio runtime.
 pub fn spawn_ipc(path: PathBuf) -> KickHandle {
+    spawn_ipc_with(path)
+}
+
+/// [`spawn_ipc`] with results delivered to sinks of type `S` (e.g. one that forwards them
+/// to the state owner's queue with a token).
+pub fn spawn_ipc_with<S: KickSink>(path: PathBuf) -> KickHandle<S> {
     let (handle, rx) = KickHandle::new();
     tokio::spawn(run(path, rx));
     handle
 }
 
-async fn run(path: PathBuf, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn run<S: KickSink>(path: PathBuf, mut rx: mpsc::UnboundedReceiver<Job<S>>) {
     let mut conn: Option<LineConn> = None;
-    let mut pending: VecDeque<Replier> = VecDeque::new();
+    let mut pending: VecDeque<Replier<S>> = VecDeque::new();
     loop {
         let next_line = async {
             match conn.as_mut() {
@@ -41,7 +47,7 @@ async fn run(path: PathBuf, mut rx: mpsc::UnboundedReceiver<Job>) {
                         Ok(c) => conn = Some(c),
                         Err(e) => {
                             tracing::error!("connect({}) failed: {e}", path.display());
-                            job.reply.finish(Err(KickError::ConnectFailed));
+                            job.reply.finish(Err(KickError::ConnectFailed)).await;
                             continue;
                         }
                     }
@@ -55,9 +61,9 @@ async fn run(path: PathBuf, mut rx: mpsc::UnboundedReceiver<Job>) {
             }
             line = next_line => match line {
                 Ok(line) => {
-                    if !reply_line(&line, &mut pending) {
+                    if !reply_line(&line, &mut pending).await {
                         conn = None;
-                        fail_all(&mut pending);
+                        fail_all(&mut pending).await;
                     }
                 }
                 Err(e) => {
@@ -65,16 +71,16 @@ async fn run(path: PathBuf, mut rx: mpsc::UnboundedReceiver<Job>) {
                         tracing::debug!("ipc connection lost: {e}");
                     }
                     conn = None;
-                    fail_all(&mut pending);
+                    fail_all(&mut pending).await;
                 }
             },
         }
     }
-    fail_all(&mut pending);
+    fail_all(&mut pending).await;
 }
 
 /// Handle one reply line; false if the connection must be dropped.
-fn reply_line(line: &[u8], pending: &mut VecDeque<Replier>) -> bool {
+async fn reply_line<S: KickSink>(line: &[u8], pending: &mut VecDeque<Replier<S>>) -> bool {
     let text = String::from_utf8_lossy(line);
     if pending.is_empty() {
         tracing::error!("IPC proxy sent unexpected input: {text}");
@@ -87,13 +93,14 @@ fn reply_line(line: &[u8], pending: &mut VecDeque<Replier>) -> bool {
                 data: text[1..].to_string(),
             };
             if let Some(r) = pending.pop_front() {
-                r.finish(Ok(outcome));
+                r.finish(Ok(outcome)).await;
             }
             true
         }
         Ok(IpcReply::Failure(_)) => {
             if let Some(r) = pending.pop_front() {
-                r.finish(Err(KickError::Failed(text[1..].to_string())));
+                r.finish(Err(KickError::Failed(text[1..].to_string())))
+                    .await;
             }
             true
         }
@@ -108,15 +115,15 @@ fn reply_line(line: &[u8], pending: &mut VecDeque<Replier>) -> bool {
         Err(_) => {
             tracing::error!("IPC proxy sent invalid input: {text}");
             if let Some(r) = pending.pop_front() {
-                r.finish(Err(KickError::InvalidInput));
+                r.finish(Err(KickError::InvalidInput)).await;
             }
             false
         }
     }
 }
 
-fn fail_all(pending: &mut VecDeque<Replier>) {
+async fn fail_all<S: KickSink>(pending: &mut VecDeque<Replier<S>>) {
     for r in pending.drain(..) {
-        r.finish(Err(KickError::Disconnected));
+        r.finish(Err(KickError::Disconnected)).await;
     }
 }

@@ -24,11 +24,11 @@ pub mod throttle;
 
 use std::path::{Path, PathBuf};
 
-pub use anvil::spawn_anvil;
+pub use anvil::{spawn_anvil, spawn_anvil_with};
 pub use director_parsers::ipc::KickCommand;
 pub use flush_target::{FlushConfigError, FlushTarget, FlushTemplate};
-pub use handle::{KickError, KickHandle, KickOutcome, KickResult};
-pub use ipc::spawn_ipc;
+pub use handle::{KickError, KickHandle, KickOutcome, KickResult, KickSink};
+pub use ipc::{spawn_ipc, spawn_ipc_with};
 
 /// Which Dovecot the login processes belong to (`[dovecot] version`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,9 +79,17 @@ impl Backend {
     /// Start the backend's task. `hasher` is only used by anvil, to emulate
     /// `KICK-DIRECTOR-HASH`. Must be called inside a tokio runtime.
     pub fn spawn(self, hasher: crate::username_hash::UsernameHash) -> KickHandle {
+        self.spawn_with(hasher)
+    }
+
+    /// [`Backend::spawn`] with results delivered to sinks of type `S`.
+    pub fn spawn_with<S: KickSink>(
+        self,
+        hasher: crate::username_hash::UsernameHash,
+    ) -> KickHandle<S> {
         match self {
-            Backend::Ipc(path) => spawn_ipc(path),
-            Backend::Anvil(path) => spawn_anvil(path, hasher),
+            Backend::Ipc(path) => spawn_ipc_with(path),
+            Backend::Anvil(path) => spawn_anvil_with(path, hasher),
         }
     }
 }
