@@ -11,8 +11,9 @@ use tokio::sync::{mpsc, oneshot};
 /// A kick's successful result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KickOutcome {
-    /// Sessions kicked, if the reply was a number (2.3's ipc answers `+(null)` when no login
-    /// process is registered).
+    /// Sessions kicked, if the reply was a number. Not always: real 2.3.19.1 login processes
+    /// answer a bare `+` to a `KICK` that matched nothing (but `+0` to `KICK-ALT` and
+    /// `KICK-DIRECTOR-HASH`), and the lab saw `+(null)`.
     pub count: Option<u32>,
     /// The reply's data as received (the text after `+`; anvil's bare count).
     pub data: String,
