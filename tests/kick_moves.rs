@@ -331,3 +331,26 @@ fn host_reset_users_without_any_host_kicks_and_forgets() {
     );
     assert_eq!(d.user_count(), 0);
 }
+
+#[test]
+fn only_the_initiating_director_flushes() {
+    let mut d = dir();
+    let mut m = Moves::new(Duration::from_millis(DELAY), true);
+    let new = if place(&mut d, 11, T0) == ip("10.0.0.3") {
+        "10.0.0.1"
+    } else {
+        "10.0.0.3"
+    };
+    // A ring USER-MOVE: started elsewhere.
+    let e = m.move_user(&mut d, 11, ip(new), T0, false);
+    let [Effect::Kick { id, .. }] = e.as_slice() else {
+        panic!("{e:?}");
+    };
+    assert!(m.kick_finished(&mut d, *id, Ok(()), T0 + 1).is_empty());
+    assert_eq!(d.kill_state(key(11)), Some(KillState::Delay));
+    // A second move while one runs starts nothing new.
+    assert!(m
+        .move_user(&mut d, 11, ip("10.0.0.2"), T0 + 2, true)
+        .is_empty());
+    assert_eq!(m.active_count(), 1);
+}
