@@ -18,6 +18,7 @@ pub mod capture;
 pub mod doveadm;
 pub mod dovecot;
 pub mod instance;
+pub mod login_lab;
 pub mod loopback;
 pub mod relay;
 pub mod transcript;
