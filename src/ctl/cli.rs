@@ -29,11 +29,12 @@ usage: doveadm [-Dv] [-f <formatter>] director <command> [<args>]
 const HELP: &str = "\
 directorctl - administer a Dovecot-compatible director (drop-in for `doveadm director`)
 
-usage: directorctl [-Dvh] [-f <formatter>] [-c <config>] [-o <key>=<value>] <command> [<args>]
+usage: directorctl [-Dvh] [-f <formatter>] [-a <socket>] [-c <config>] [-o <key>=<value>] <command> [<args>]
 
 global options:
   -f <formatter>  flow, tab, table, json, pager or formatted
   -h              hide table/tab titles
+  -a <socket>     admin socket (path, or host:port); a subcommand's own -a wins
   -v, -D          print Info: lines for successful changes
   -c <config>     TOML config file (reads base_dir and [director] username_hash)
   -o <key>=<val>  override base_dir or director_username_hash
@@ -316,8 +317,10 @@ pub fn run(args: Vec<OsString>, sink: &mut dyn Sink) -> i32 {
     let mut verbose = false;
     let mut config: Option<String> = None;
     let mut overrides: Vec<String> = Vec::new();
+    // not a doveadm global option, but `directorctl -a <socket> status` reads naturally
+    let mut global_socket: Option<String> = None;
 
-    // Global options stop at the first non-option ("+Df:hvc:o:" in getopt terms).
+    // Global options stop at the first non-option ("+Df:hva:c:o:" in getopt terms; -a is ours).
     let mut i = 1;
     while i < args.len() {
         let a = args[i].as_bytes();
@@ -352,7 +355,7 @@ pub fn run(args: Vec<OsString>, sink: &mut dyn Sink) -> i32 {
             match c {
                 b'D' | b'v' => verbose = true,
                 b'h' => hide_titles = true,
-                b'f' | b'c' | b'o' => {
+                b'f' | b'c' | b'o' | b'a' => {
                     let value = if j < a.len() {
                         let v = a[j..].to_vec();
                         j = a.len();
@@ -380,6 +383,7 @@ pub fn run(args: Vec<OsString>, sink: &mut dyn Sink) -> i32 {
                             }
                         },
                         b'c' => config = Some(value),
+                        b'a' => global_socket = Some(value),
                         _ => overrides.push(value),
                     }
                 }
@@ -422,9 +426,10 @@ pub fn run(args: Vec<OsString>, sink: &mut dyn Sink) -> i32 {
             return EX_USAGE;
         }
     };
-    let (socket_path, explicit) = match values.str("socket-path") {
-        Some(p) => (String::from_utf8_lossy(p).into_owned(), true),
-        None => (format!("{}/director-admin", settings.base_dir), false),
+    let (socket_path, explicit) = match (values.str("socket-path"), global_socket) {
+        (Some(p), _) => (String::from_utf8_lossy(p).into_owned(), true),
+        (None, Some(p)) => (p, true),
+        (None, None) => (format!("{}/director-admin", settings.base_dir), false),
     };
     let mut ctx = Ctx {
         sink,

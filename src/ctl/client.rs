@@ -59,7 +59,7 @@ pub enum Line {
     Data(Vec<u8>),
     /// The director closed the connection (a trailing partial line is dropped).
     Eof,
-    /// The read failed; the `%m` text.
+    /// The read failed; the stream's error text.
     Error(String),
 }
 
@@ -110,7 +110,7 @@ impl Conn {
             Err(e) => {
                 return Err(Fatal::tempfail(format!(
                     "read({path}) failed: {}",
-                    io_strerror(&e)
+                    stream_read_error(&e)
                 )))
             }
         }
@@ -137,7 +137,7 @@ impl Conn {
         match self.read_line_raw() {
             Ok(Some(l)) => Line::Data(l),
             Ok(None) => Line::Eof,
-            Err(e) => Line::Error(io_strerror(&e)),
+            Err(e) => Line::Error(stream_read_error(&e)),
         }
     }
 
@@ -166,6 +166,12 @@ impl Conn {
             }
         }
     }
+}
+
+/// The text Dovecot's file istream gives a failed read (its first read asks for 8192 bytes;
+/// later reads may ask for another size, which we cannot know).
+fn stream_read_error(e: &std::io::Error) -> String {
+    format!("read(size=8192) failed: {}", io_strerror(e))
 }
 
 /// `VERSION\tdirector-doveadm\t1\t<uint>` (the major compared numerically, like Dovecot).
