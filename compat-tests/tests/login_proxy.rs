@@ -239,6 +239,12 @@ fn users_land_on_the_same_backends_as_with_the_real_director() {
                 idle_now, "n/a",
                 "the control user did not expire on the real director: wait too short"
             );
+        } else if idle_now != "n/a" {
+            notify_failures.push(format!(
+                "{}: {idle_user} logged out {:?} ago but is still assigned ({idle_now})",
+                p.kind.label(),
+                expire_start.elapsed()
+            ));
         }
     }
     drop(held);

@@ -1,23 +1,20 @@
-//! Small blocking IMAP, POP3 and LMTP clients with bounded timeouts and line counts.
+//! Small blocking IMAP, POP3 and LMTP clients on [`crate::mailclient::LineClient`], with
+//! bounded timeouts and line counts.
 //!
 //! Each tells which backend it reached: IMAP through the backend's `ID` reply
 //! (`"x-lab-backend" "beN"`), POP3 through the `beN-` prefix of its `UIDL`s.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
-
-use socket2::{Domain, Socket, Type};
 
 use super::{IMAP_PORT, LMTP_PORT, POP3_PORT};
 use crate::err;
+use crate::mailclient::LineClient;
 
 /// Bound on every read and write: a failed login is delayed by auth (2 s, more once
 /// penalised), and a proxied login waits for the backend.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
-/// Bound on one line's length.
-const MAX_LINE: u64 = 64 * 1024;
 /// Bound on the lines of one reply.
 const MAX_LINES: usize = 10_000;
 
@@ -31,68 +28,24 @@ pub enum Login {
     Refused(String),
 }
 
-/// A line-oriented TCP connection.
-#[derive(Debug)]
-pub struct LineConn {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+/// Connects to `ip:port`, from `src` if given (auth penalises a client address after a
+/// failed login, so failures get an address of their own).
+fn connect(ip: IpAddr, port: u16, src: Option<Ipv4Addr>) -> std::io::Result<LineClient> {
+    LineClient::connect(SocketAddr::new(ip, port), src.map(IpAddr::V4), IO_TIMEOUT)
 }
 
-impl LineConn {
-    /// Connects to `ip:port`, from `src` if given (auth penalises a client address after a
-    /// failed login, so failures get an address of their own).
-    pub fn connect(ip: IpAddr, port: u16, src: Option<Ipv4Addr>) -> std::io::Result<LineConn> {
-        let addr = SocketAddr::new(ip, port);
-        let stream = match src {
-            None => TcpStream::connect_timeout(&addr, IO_TIMEOUT)?,
-            Some(src) => {
-                let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-                s.bind(&SocketAddr::new(IpAddr::V4(src), 0).into())?;
-                s.connect_timeout(&addr.into(), IO_TIMEOUT)?;
-                s.into()
-            }
-        };
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
-        Ok(LineConn {
-            writer: stream.try_clone()?,
-            reader: BufReader::new(stream),
-        })
-    }
-
-    /// Sends `line` plus CRLF.
-    pub fn send(&mut self, line: &str) -> std::io::Result<()> {
-        self.writer.write_all(format!("{line}\r\n").as_bytes())
-    }
-
-    /// Reads one line without its CRLF; EOF is an error.
-    pub fn read_line(&mut self) -> std::io::Result<String> {
-        let mut buf = Vec::new();
-        (&mut self.reader)
-            .take(MAX_LINE)
-            .read_until(b'\n', &mut buf)?;
-        if buf.is_empty() {
-            return Err(err("connection closed"));
+/// Reads lines up to and including the first one `done` accepts; returns them all.
+fn read_until(c: &mut LineClient, done: impl Fn(&str) -> bool) -> std::io::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for _ in 0..MAX_LINES {
+        let line = c.read_line()?;
+        let last = done(&line);
+        lines.push(line);
+        if last {
+            return Ok(lines);
         }
-        while buf.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
-            buf.pop();
-        }
-        Ok(String::from_utf8_lossy(&buf).into_owned())
     }
-
-    /// Reads lines up to and including the first one `done` accepts; returns them all.
-    pub fn read_until(&mut self, done: impl Fn(&str) -> bool) -> std::io::Result<Vec<String>> {
-        let mut lines = Vec::new();
-        for _ in 0..MAX_LINES {
-            let line = self.read_line()?;
-            let last = done(&line);
-            lines.push(line);
-            if last {
-                return Ok(lines);
-            }
-        }
-        Err(err(format!("no end of reply within {MAX_LINES} lines")))
-    }
+    Err(err(format!("no end of reply within {MAX_LINES} lines")))
 }
 
 /// An IMAP quoted string.
@@ -103,7 +56,7 @@ fn quote(s: &str) -> String {
 /// An IMAP session logged in through a proxy; logs out when dropped.
 #[derive(Debug)]
 pub struct ImapSession {
-    conn: LineConn,
+    conn: LineClient,
     /// The backend named by `ID`.
     pub backend: String,
 }
@@ -116,20 +69,20 @@ impl ImapSession {
         password: &str,
         src: Option<Ipv4Addr>,
     ) -> std::io::Result<Result<ImapSession, String>> {
-        let mut conn = LineConn::connect(ip, IMAP_PORT, src)?;
+        let mut conn = connect(ip, IMAP_PORT, src)?;
         let greeting = conn.read_line()?;
         if !greeting.starts_with("* OK") {
             return Err(err(format!("IMAP greeting {greeting:?}")));
         }
         conn.send(&format!("a LOGIN {} {}", quote(user), quote(password)))?;
-        let reply = conn.read_until(|l| l.starts_with("a "))?;
+        let reply = read_until(&mut conn, |l| l.starts_with("a "))?;
         let last = reply.last().cloned().unwrap_or_default();
         if !last.starts_with("a OK") {
             let _ = conn.send("z LOGOUT");
             return Ok(Err(last));
         }
         conn.send("b ID NIL")?;
-        let id = conn.read_until(|l| l.starts_with("b "))?;
+        let id = read_until(&mut conn, |l| l.starts_with("b "))?;
         let backend = id
             .iter()
             .find_map(|l| backend_from_id(l))
@@ -140,7 +93,7 @@ impl ImapSession {
     /// Whether the server still answers (`NOOP`).
     pub fn noop(&mut self) -> std::io::Result<()> {
         self.conn.send("n NOOP")?;
-        let r = self.conn.read_until(|l| l.starts_with("n "))?;
+        let r = read_until(&mut self.conn, |l| l.starts_with("n "))?;
         match r.last() {
             Some(l) if l.starts_with("n OK") => Ok(()),
             other => Err(err(format!("NOOP: {other:?}"))),
@@ -151,7 +104,7 @@ impl ImapSession {
 impl Drop for ImapSession {
     fn drop(&mut self) {
         if self.conn.send("z LOGOUT").is_ok() {
-            let _ = self.conn.read_until(|l| l.starts_with("z "));
+            let _ = read_until(&mut self.conn, |l| l.starts_with("z "));
         }
     }
 }
@@ -183,7 +136,7 @@ pub fn pop3_login(
     password: &str,
     src: Option<Ipv4Addr>,
 ) -> std::io::Result<Login> {
-    let mut conn = LineConn::connect(ip, POP3_PORT, src)?;
+    let mut conn = connect(ip, POP3_PORT, src)?;
     let greeting = conn.read_line()?;
     if !greeting.starts_with("+OK") {
         return Err(err(format!("POP3 greeting {greeting:?}")));
@@ -204,7 +157,7 @@ pub fn pop3_login(
     if !first.starts_with("+OK") {
         return Err(err(format!("UIDL: {first:?}")));
     }
-    let lines = conn.read_until(|l| l == ".")?;
+    let lines = read_until(&mut conn, |l| l == ".")?;
     let mut backends = BTreeSet::new();
     for l in &lines[..lines.len() - 1] {
         let uidl = l.split(' ').nth(1).unwrap_or("");
@@ -218,14 +171,14 @@ pub fn pop3_login(
 
 /// Delivers one message to `rcpt` over LMTP; `Err` carries the first non-2xx/3xx reply.
 pub fn lmtp_deliver(ip: IpAddr, rcpt: &str, subject: &str) -> std::io::Result<()> {
-    let mut conn = LineConn::connect(ip, LMTP_PORT, None)?;
+    let mut conn = connect(ip, LMTP_PORT, None)?;
     let is_last = |l: &str| l.len() < 4 || l.as_bytes()[3] != b'-';
     // `step` names the command in errors (the message body would be noise).
-    let expect = |conn: &mut LineConn, step: &str, send: Option<&str>, code: char| {
+    let expect = |conn: &mut LineClient, step: &str, send: Option<&str>, code: char| {
         if let Some(line) = send {
             conn.send(line)?;
         }
-        let reply = conn.read_until(is_last)?;
+        let reply = read_until(conn, is_last)?;
         let last = reply.last().cloned().unwrap_or_default();
         if last.starts_with(code) {
             Ok(())

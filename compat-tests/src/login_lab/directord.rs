@@ -15,25 +15,6 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(8);
 /// Polling step.
 const POLL: Duration = Duration::from_millis(20);
 
-/// One of our workspace binaries (`directord`, `directorctl`) next to the test executable:
-/// `target/<profile>/deps/<test>` → `target/<profile>/<name>`.
-pub fn our_binary(name: &str) -> std::io::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| err(format!("cannot find target dir from {}", exe.display())))?;
-    let path = profile_dir.join(name);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(err(format!(
-            "{} not found: run `cargo build --workspace --bins` before the compat tests",
-            path.display()
-        )))
-    }
-}
-
 /// The settings a lab `directord` runs with.
 #[derive(Debug, Clone)]
 pub struct DirectordConfig {
@@ -70,7 +51,9 @@ impl Directord {
     /// Writes `<work_dir>/directord.toml`, starts `directord --config` with its output in
     /// `<work_dir>/directord.log`, and waits until its listeners exist.
     pub fn start(config: &DirectordConfig, work_dir: &Path) -> std::io::Result<Directord> {
-        let bin = our_binary("directord")?;
+        let bin = crate::ours::our_binary("directord").ok_or_else(|| {
+            err("our directord is not built: run `cargo build --workspace --bins` first")
+        })?;
         let conf = work_dir.join("directord.toml");
         fs::write(&conf, config.to_toml())?;
         let log = work_dir.join("directord.log");

@@ -7,7 +7,7 @@
 //! - [`mail_user`]: the system user that owns the backends' maildirs.
 //! - [`backend`]: a backend instance that tells clients who it is (IMAP `ID`, POP3 `UIDL`).
 //! - [`proxy`]: the proxy instance, in both variants.
-//! - [`directord`]: running our `directord` (and finding our binaries) by pid.
+//! - [`directord`]: running our `directord`, stopped by pid.
 //! - [`clients`]: small blocking IMAP/POP3/LMTP clients with bounded timeouts.
 //!
 //! Mirrors `/work/shared/lab/up.sh`, but with private instances on random loopback addresses.
@@ -19,7 +19,7 @@ pub mod mail_user;
 pub mod proxy;
 
 pub use backend::{start_backends, Backend};
-pub use directord::{our_binary, Directord};
+pub use directord::{Directord, DirectordConfig};
 pub use proxy::{Proxy, ProxyKind};
 
 /// Every user's password, on backends and proxies alike.
