@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use compat_tests::login_lab::clients::{imap_login, lmtp_deliver, pop3_login, ImapSession, Login};
 use compat_tests::login_lab::{start_backends, Backend, Proxy, ProxyKind, PASSWORD};
+use compat_tests::ours::require_our_binary;
 use compat_tests::require_dovecot;
 
 /// `director_user_expire` on both sides (proxy_refresh = half of it).
@@ -128,6 +129,9 @@ fn users_land_on_the_same_backends_as_with_the_real_director() {
     let Some(dovecot) = require_dovecot() else {
         return;
     };
+    if require_our_binary("directord").is_none() {
+        return;
+    }
     let started = Instant::now();
     let backends = start_backends(&dovecot, 3).expect("start backends");
     let reference = Proxy::start(&dovecot, ProxyKind::Reference, &backends, USER_EXPIRE_SECS)

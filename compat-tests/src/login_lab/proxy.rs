@@ -7,7 +7,7 @@ use super::backend::{service_conf, wait_listening};
 use super::directord::{Directord, DirectordConfig};
 use super::{mail_user, Backend, PASSWORD, PORTS};
 use crate::dovecot::Dovecot;
-use crate::{err, loopback, Instance, InstanceBuilder};
+use crate::{loopback, Instance, InstanceBuilder};
 
 /// Which director the proxy's logins talk to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,12 +129,4 @@ pub fn mail_servers(backends: &[Backend]) -> String {
         .map(|b| b.ip().to_string())
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// The backend whose address is `ip`, if any.
-pub fn backend_by_ip<'a>(backends: &'a [Backend], ip: &str) -> std::io::Result<&'a Backend> {
-    backends
-        .iter()
-        .find(|b| b.ip().to_string() == ip)
-        .ok_or_else(|| err(format!("{ip} is no lab backend")))
 }
