@@ -4,6 +4,7 @@
 //! One lab, two proxies side by side (real director / ours), same backends and settings:
 //! 1. for every user, LMTP delivery, IMAP and POP3 logins through the reference proxy, then
 //!    the same through ours: same backend everywhere, 0 mismatches;
+//!    plus one LMTP transaction with recipients on different backends;
 //! 2. a user with an IMAP session held open stays assigned past `user_expire` (proxy-notify),
 //!    while a user who logged out expires (the control that shows the wait was long enough);
 //! 3. a wrong password fails with the same client-visible reply through both proxies.
@@ -13,7 +14,9 @@ use std::net::Ipv4Addr;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use compat_tests::login_lab::clients::{imap_login, lmtp_deliver, pop3_login, ImapSession, Login};
+use compat_tests::login_lab::clients::{
+    imap_login, lmtp_deliver, lmtp_deliver_many, pop3_login, ImapSession, Login,
+};
 use compat_tests::login_lab::{start_backends, Backend, Proxy, ProxyKind, PASSWORD};
 use compat_tests::ours::require_our_binary;
 use compat_tests::require_dovecot;
@@ -209,6 +212,41 @@ fn users_land_on_the_same_backends_as_with_the_real_director() {
         "all users on one backend: the comparison would prove little"
     );
 
+    // 1b. one LMTP transaction for several users on different backends.
+    let group: Vec<&str> = users.iter().step_by(6).map(String::as_str).collect();
+    for p in proxies {
+        let before: Vec<Vec<usize>> = group
+            .iter()
+            .map(|u| backends.iter().map(|b| b.message_count(u)).collect())
+            .collect();
+        let result = lmtp_deliver_many(p.ip(), &group, "one transaction");
+        let landed: Vec<String> = group
+            .iter()
+            .zip(&before)
+            .map(|(u, b)| backend_with_new_message(&backends, b, u))
+            .collect();
+        let want: Vec<&str> = group
+            .iter()
+            .map(|u| reference_routes[*u].imap.as_str())
+            .collect();
+        println!(
+            "{}: one LMTP transaction to {} users: {result:?}, landed on {landed:?}",
+            p.kind.label(),
+            group.len()
+        );
+        let ok = result.is_ok() && landed.iter().zip(&want).all(|(l, w)| l == w);
+        if p.kind == ProxyKind::Reference {
+            assert!(
+                ok,
+                "the real proxy split the transaction differently: {landed:?} vs {want:?}"
+            );
+        } else if !ok {
+            mismatches.push(format!(
+                "one LMTP transaction to {group:?}: {result:?}, landed on {landed:?}, want {want:?}"
+            ));
+        }
+    }
+
     // 2. proxy-notify keeps the held user assigned past user_expire.
     let expire_at = expire_start + Duration::from_secs(USER_EXPIRE_SECS) + EXPIRE_MARGIN;
     if let Some(wait) = expire_at.checked_duration_since(Instant::now()) {
@@ -273,7 +311,7 @@ fn users_land_on_the_same_backends_as_with_the_real_director() {
     println!("total {:?}", started.elapsed());
     assert!(
         mismatches.is_empty(),
-        "{} of {} users routed differently by ours (first 5):\n{}\n{}",
+        "{} routing differences between ours and the real director ({} users; first 5):\n{}\n{}",
         mismatches.len(),
         users.len(),
         mismatches[..mismatches.len().min(5)].join("\n"),

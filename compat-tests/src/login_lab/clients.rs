@@ -171,6 +171,12 @@ pub fn pop3_login(
 
 /// Delivers one message to `rcpt` over LMTP; `Err` carries the first non-2xx/3xx reply.
 pub fn lmtp_deliver(ip: IpAddr, rcpt: &str, subject: &str) -> std::io::Result<()> {
+    lmtp_deliver_many(ip, &[rcpt], subject)
+}
+
+/// Delivers one message to all of `rcpts` in a single LMTP transaction (the proxy looks each
+/// recipient up and may split them over backends); every recipient must be accepted.
+pub fn lmtp_deliver_many(ip: IpAddr, rcpts: &[&str], subject: &str) -> std::io::Result<()> {
     let mut conn = connect(ip, LMTP_PORT, None)?;
     let is_last = |l: &str| l.len() < 4 || l.as_bytes()[3] != b'-';
     // `step` names the command in errors (the message body would be noise).
@@ -189,12 +195,19 @@ pub fn lmtp_deliver(ip: IpAddr, rcpt: &str, subject: &str) -> std::io::Result<()
     expect(&mut conn, "greeting", None, '2')?;
     expect(&mut conn, "LHLO", Some("LHLO compat-tests"), '2')?;
     expect(&mut conn, "MAIL", Some("MAIL FROM:<lab@example.com>"), '2')?;
-    expect(&mut conn, "RCPT", Some(&format!("RCPT TO:<{rcpt}>")), '2')?;
+    for rcpt in rcpts {
+        expect(&mut conn, rcpt, Some(&format!("RCPT TO:<{rcpt}>")), '2')?;
+    }
     expect(&mut conn, "DATA", Some("DATA"), '3')?;
     let body = format!(
-        "From: lab@example.com\r\nTo: {rcpt}\r\nSubject: {subject}\r\n\r\nhello {rcpt}\r\n."
+        "From: lab@example.com\r\nTo: {}\r\nSubject: {subject}\r\n\r\nhello\r\n.",
+        rcpts.join(", ")
     );
-    expect(&mut conn, "message", Some(&body), '2')?;
+    conn.send(&body)?;
+    // LMTP answers the message once per accepted recipient, in RCPT order.
+    for rcpt in rcpts {
+        expect(&mut conn, &format!("message for {rcpt}"), None, '2')?;
+    }
     let _ = conn.send("QUIT");
     Ok(())
 }
