@@ -11,6 +11,7 @@ mod hosts;
 mod index;
 mod invariants;
 mod moves;
+mod remote;
 mod tag;
 mod users;
 mod vhost;
@@ -27,6 +28,7 @@ pub use hosts::{
     hosts_hash, HostId, HostTable, MailHost, TagId, DEFAULT_VHOST_COUNT, MAX_VHOST_COUNT,
 };
 pub use moves::{AfterKill, FlushJob, MoveStarted, UserMoveOutcome};
+pub use remote::{Conflict, RemoteRefresh, DIRECTOR_SKIP_RECENT_REFRESH_MAX_SECS};
 pub use tag::Tag;
 pub use users::{KillState, User, UserDirectory};
 pub use vhost::{vhost_key, VhostRing};

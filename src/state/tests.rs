@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 mod moves;
 mod proptests;
+mod remote;
 
 pub(super) fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()

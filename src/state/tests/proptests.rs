@@ -38,6 +38,9 @@ enum Op {
     Weak(usize, u32, bool),
     Advance(u64),
     Purge,
+    Remote(u32, usize, Option<u64>, bool),
+    Handshake(u32, usize, u64, bool),
+    SortUsers,
 }
 
 /// Mostly small counts (each vhost is an MD5 in every invariant check), plus the limits.
@@ -75,6 +78,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (t, 0u32..12, any::<bool>()).prop_map(|(a, b, c)| Op::Weak(a, b, c)),
         3 => (0u64..50).prop_map(Op::Advance),
         1 => Just(Op::Purge),
+        2 => (hash(), 0..IPS.len(), proptest::option::of(0u64..70), any::<bool>())
+            .prop_map(|(a, b, c, d)| Op::Remote(a, b, c, d)),
+        1 => (hash(), 0..IPS.len(), 0u64..70, any::<bool>())
+            .prop_map(|(a, b, c, d)| Op::Handshake(a, b, c, d)),
+        1 => Just(Op::SortUsers),
     ]
 }
 
@@ -204,6 +212,35 @@ fn apply(d: &mut Directory, now: &mut u64, op: &Op) {
             }
         }
         Op::Advance(secs) => *now += secs,
+        Op::Remote(hash, h, age, weak) => {
+            // Ages up to 70 s against a 30 s expiry, and a few seconds into the future.
+            let ts = age.map(|a| (n + 5).saturating_sub(a));
+            if let RemoteRefresh::Applied { key, .. } =
+                d.user_refresh_remote(hash, host_ip(h), ts, weak, n)
+            {
+                let u = d.user(key).unwrap();
+                assert!(u.timestamp <= n, "never a timestamp in the future");
+            }
+        }
+        Op::Handshake(hash, h, age, weak) => {
+            let before = d.host(host_ip(h)).and_then(|x| {
+                d.user(UserKey {
+                    tag: x.tag_id(),
+                    hash,
+                })
+                .map(|u| u.timestamp)
+            });
+            if let RemoteRefresh::Applied { key, .. } =
+                d.user_refresh_handshake(hash, host_ip(h), (n + 5).saturating_sub(age), weak, n)
+            {
+                let u = d.user(key).unwrap();
+                assert!(u.timestamp <= n);
+                if let Some(b) = before {
+                    assert!(u.timestamp >= b.min(n), "handshake timestamps only grow");
+                }
+            }
+        }
+        Op::SortUsers => d.sort_users(),
         Op::Purge => {
             d.purge_expired(n);
             if let Some(at) = d.next_expiry(n) {
