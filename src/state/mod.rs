@@ -23,7 +23,7 @@ pub use directory::{
     Directory, MoveInfo, OldHost, RequestOutcome, TagState, UserKey,
     USER_BEING_KILLED_EXPIRE_RETRY_SECS, USER_NEAR_EXPIRING_MAX, USER_NEAR_EXPIRING_MIN,
 };
-pub use host_cmds::{HostNotFound, HostSetOutcome, UpDownOutcome};
+pub use host_cmds::{HostNotFound, HostSetOutcome, RemoteHost, RemoteHostOutcome, UpDownOutcome};
 pub use hosts::{
     hosts_hash, HostId, HostTable, MailHost, TagId, DEFAULT_VHOST_COUNT, MAX_VHOST_COUNT,
 };

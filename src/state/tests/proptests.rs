@@ -41,11 +41,12 @@ enum Op {
     Remote(u32, usize, Option<u64>, bool),
     Handshake(u32, usize, u64, bool),
     SortUsers,
+    RemoteHost(usize, u32, usize, bool, u64, bool),
 }
 
 /// Mostly small counts (each vhost is an MD5 in every invariant check), plus the limits.
 fn vhosts() -> impl Strategy<Value = u32> {
-    prop_oneof![0u32..4, Just(100), Just(1000), Just(1001)]
+    prop_oneof![8 => 0u32..4, 1 => Just(100), 1 => Just(1000), 1 => Just(1001)]
 }
 
 fn hash() -> impl Strategy<Value = u32> {
@@ -83,6 +84,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (hash(), 0..IPS.len(), 0u64..70, any::<bool>())
             .prop_map(|(a, b, c, d)| Op::Handshake(a, b, c, d)),
         1 => Just(Op::SortUsers),
+        1 => (0..IPS.len(), vhosts(), 0..TAGS.len(), any::<bool>(), 0u64..2_000_000, any::<bool>())
+            .prop_map(|(a, b, c, d, e, f)| Op::RemoteHost(a, b, c, d, e, f)),
     ]
 }
 
@@ -241,6 +244,28 @@ fn apply(d: &mut Directory, now: &mut u64, op: &Op) {
             }
         }
         Op::SortUsers => d.sort_users(),
+        Op::RemoteHost(h, vhosts, t, down, at, in_ring) => {
+            let before = d.host(host_ip(h)).map(|x| x.last_updown_change);
+            let r = d.host_apply_remote(
+                RemoteHost {
+                    ip: host_ip(h),
+                    vhost_count: vhosts,
+                    tag: tag(t),
+                    down,
+                    last_updown_change: at,
+                    hostname: None,
+                },
+                in_ring,
+            );
+            let after = d.host(host_ip(h)).unwrap();
+            assert_eq!(after.tag, tag(t));
+            if let Some(b) = before {
+                assert!(after.last_updown_change >= b, "never shrinks");
+            }
+            if r == RemoteHostOutcome::Unchanged {
+                assert_eq!((after.vhost_count, after.down), (vhosts, down));
+            }
+        }
         Op::Purge => {
             d.purge_expired(n);
             if let Some(at) = d.next_expiry(n) {
@@ -255,7 +280,7 @@ fn matches_filter(filter: Option<usize>, ip: IpAddr) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn invariants_hold_after_every_operation(ops in proptest::collection::vec(op(), 1..120)) {

@@ -175,3 +175,105 @@ fn handshake_users_only_grow_and_get_sorted() {
     assert_eq!(order, [3, 1, 2]);
     ok(&d);
 }
+
+fn remote(ip_s: &str, vhosts: u32, tag: &str, down: bool, at: u64) -> RemoteHost {
+    RemoteHost {
+        ip: ip(ip_s),
+        vhost_count: vhosts,
+        tag: Tag::from(tag),
+        down,
+        last_updown_change: at,
+        hostname: None,
+    }
+}
+
+fn changed(o: RemoteHostOutcome) -> (bool, Option<Tag>, Option<String>) {
+    match o {
+        RemoteHostOutcome::Changed {
+            created,
+            tag_changed_from,
+            warning,
+        } => (created, tag_changed_from, warning),
+        RemoteHostOutcome::Unchanged => panic!("expected a change"),
+    }
+}
+
+/// `ring-protocol.md` §7.2.
+#[test]
+fn remote_host_updates() {
+    let mut d = three_hosts(900);
+    // Unknown host: created; a new host arriving up keeps last_updown_change 0.
+    let (created, ..) = changed(d.host_apply_remote(remote("10.0.0.4", 50, "", false, 77), true));
+    assert!(created);
+    let h = d.host(ip("10.0.0.4")).unwrap();
+    assert_eq!(
+        (h.vhost_count, h.down, h.last_updown_change, h.desynced),
+        (50, false, 0, true)
+    );
+    d.clear_desynced();
+    // Only the timestamp differs: not a change, not forwarded.
+    assert_eq!(
+        d.host_apply_remote(remote("10.0.0.1", 100, "", false, 123), true),
+        RemoteHostOutcome::Unchanged
+    );
+    assert_eq!(d.host(ip("10.0.0.1")).unwrap().last_updown_change, 0);
+    // Down: the timestamp is stored with the flip, and never shrinks afterwards.
+    changed(d.host_apply_remote(remote("10.0.0.1", 100, "", true, 500), false));
+    let h = d.host(ip("10.0.0.1")).unwrap();
+    assert_eq!(
+        (h.down, h.last_updown_change, h.desynced),
+        (true, 500, false)
+    );
+    changed(d.host_apply_remote(remote("10.0.0.1", 100, "", false, 400), false));
+    let h = d.host(ip("10.0.0.1")).unwrap();
+    assert_eq!((h.down, h.last_updown_change), (false, 500));
+    ok(&d);
+}
+
+#[test]
+fn remote_tag_change_drops_users() {
+    let mut d = three_hosts(900);
+    for hash in [1669653170u32, 2677887420, 2845841792] {
+        d.request_host(&Tag::default(), hash, NOW);
+    }
+    assert!(d.host(ip("10.0.0.2")).unwrap().user_count > 0);
+    let (_, from, warning) =
+        changed(d.host_apply_remote(remote("10.0.0.2", 100, "x", false, 0), true));
+    assert_eq!((from, warning), (Some(Tag::default()), None));
+    let h = d.host(ip("10.0.0.2")).unwrap();
+    assert_eq!((h.user_count, h.tag.clone()), (0, Tag::from("x")));
+    assert_eq!(d.choose(&Tag::from("x"), 1), Some(ip("10.0.0.2")));
+    ok(&d);
+}
+
+#[test]
+fn concurrent_host_updates_keep_the_newer_state() {
+    let mut d = three_hosts(900);
+    // We set 10.0.0.1 down at 1000 (not yet synced); a peer says up as of 900, 40 vhosts.
+    d.host_down(ip("10.0.0.1"), 1000);
+    d.set_desynced(ip("10.0.0.1"), true).unwrap();
+    let (_, _, warning) =
+        changed(d.host_apply_remote(remote("10.0.0.1", 40, "", false, 900), true));
+    assert_eq!(
+        warning.as_deref(),
+        Some("Host 10.0.0.1 is being updated before previous update had finished (vhosts 100 -> 40) - setting to state=down vhosts=40")
+    );
+    let h = d.host(ip("10.0.0.1")).unwrap();
+    assert_eq!(
+        (h.down, h.vhost_count, h.last_updown_change),
+        (true, 40, 1000)
+    );
+    // A newer up from the peer wins, and the smaller vhost count is kept.
+    let (_, _, warning) =
+        changed(d.host_apply_remote(remote("10.0.0.1", 60, "", false, 1100), true));
+    assert_eq!(
+        warning.as_deref(),
+        Some("Host 10.0.0.1 is being updated before previous update had finished (down -> up, vhosts 40 -> 60) - setting to state=up vhosts=40")
+    );
+    let h = d.host(ip("10.0.0.1")).unwrap();
+    assert_eq!(
+        (h.down, h.vhost_count, h.last_updown_change),
+        (false, 40, 1100)
+    );
+    ok(&d);
+}
