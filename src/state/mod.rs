@@ -12,6 +12,7 @@ mod index;
 mod invariants;
 mod moves;
 mod remote;
+mod ring_moves;
 mod tag;
 mod users;
 mod vhost;
@@ -29,6 +30,7 @@ pub use hosts::{
 };
 pub use moves::{AfterKill, FlushJob, MoveStarted, UserMoveOutcome};
 pub use remote::{Conflict, RemoteRefresh, DIRECTOR_SKIP_RECENT_REFRESH_MAX_SECS};
+pub use ring_moves::{RingKillStep, UserKilledStep};
 pub use tag::Tag;
 pub use users::{KillState, User, UserDirectory};
 pub use vhost::{vhost_key, VhostRing};

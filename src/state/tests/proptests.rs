@@ -42,6 +42,9 @@ enum Op {
     Handshake(u32, usize, u64, bool),
     SortUsers,
     RemoteHost(usize, u32, usize, bool, u64, bool),
+    RingKillFinished(u32, bool, bool, bool),
+    UserKilled(u32, bool, bool),
+    KilledEverywhere(u32, bool),
 }
 
 /// Mostly small counts (each vhost is an MD5 in every invariant check), plus the limits.
@@ -86,6 +89,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::SortUsers),
         1 => (0..IPS.len(), vhosts(), 0..TAGS.len(), any::<bool>(), 0u64..2_000_000, any::<bool>())
             .prop_map(|(a, b, c, d, e, f)| Op::RemoteHost(a, b, c, d, e, f)),
+        1 => (0u32..12, any::<bool>(), any::<bool>(), any::<bool>())
+            .prop_map(|(a, b, c, d)| Op::RingKillFinished(a, b, c, d)),
+        1 => (0u32..12, any::<bool>(), any::<bool>()).prop_map(|(a, b, c)| Op::UserKilled(a, b, c)),
+        1 => (0u32..12, any::<bool>()).prop_map(|(a, b)| Op::KilledEverywhere(a, b)),
     ]
 }
 
@@ -244,6 +251,22 @@ fn apply(d: &mut Directory, now: &mut u64, op: &Op) {
             }
         }
         Op::SortUsers => d.sort_users(),
+        Op::RingKillFinished(hash, notified, right, flush) => {
+            for k in keys(d, hash) {
+                d.kill_finished_ring(k, notified, right, flush);
+            }
+        }
+        Op::UserKilled(hash, right, flush) => {
+            for (k, _) in d.user_killed(hash, right, flush, n) {
+                assert!(d.user(k).is_some());
+            }
+        }
+        Op::KilledEverywhere(hash, flush) => {
+            for (k, after) in d.user_killed_everywhere(hash, flush, n) {
+                assert_ne!(after, AfterKill::Gone);
+                assert!(d.kill_state(k).is_some());
+            }
+        }
         Op::RemoteHost(h, vhosts, t, down, at, in_ring) => {
             let before = d.host(host_ip(h)).map(|x| x.last_updown_change);
             let r = d.host_apply_remote(
