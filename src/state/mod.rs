@@ -13,6 +13,7 @@ mod invariants;
 mod moves;
 mod remote;
 mod ring_moves;
+mod ring_request;
 mod tag;
 mod users;
 mod vhost;
@@ -31,6 +32,7 @@ pub use hosts::{
 pub use moves::{AfterKill, FlushJob, MoveStarted, UserMoveOutcome};
 pub use remote::{Conflict, RemoteRefresh, DIRECTOR_SKIP_RECENT_REFRESH_MAX_SECS};
 pub use ring_moves::{RingKillStep, UserKilledStep};
+pub use ring_request::{DelayReason, RingRequestOutcome, RingView};
 pub use tag::Tag;
 pub use users::{KillState, User, UserDirectory};
 pub use vhost::{vhost_key, VhostRing};

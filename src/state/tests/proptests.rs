@@ -45,6 +45,7 @@ enum Op {
     RingKillFinished(u32, bool, bool, bool),
     UserKilled(u32, bool, bool),
     KilledEverywhere(u32, bool),
+    RingRequest(usize, u32, [bool; 4]),
 }
 
 /// Mostly small counts (each vhost is an MD5 in every invariant check), plus the limits.
@@ -93,6 +94,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(a, b, c, d)| Op::RingKillFinished(a, b, c, d)),
         1 => (0u32..12, any::<bool>(), any::<bool>()).prop_map(|(a, b, c)| Op::UserKilled(a, b, c)),
         1 => (0u32..12, any::<bool>()).prop_map(|(a, b)| Op::KilledEverywhere(a, b)),
+        3 => (0..TAGS.len(), hash(), any::<[bool; 4]>()).prop_map(|(a, b, c)| Op::RingRequest(a, b, c)),
     ]
 }
 
@@ -251,6 +253,25 @@ fn apply(d: &mut Directory, now: &mut u64, op: &Op) {
             }
         }
         Op::SortUsers => d.sort_users(),
+        Op::RingRequest(t, hash, [handshaked, synced, have_right, weak_users]) => {
+            let t = tag(t);
+            let ring = RingView {
+                handshaked,
+                synced,
+                have_right,
+                weak_users,
+            };
+            match d.request_host_ring(&t, hash, n, ring) {
+                RingRequestOutcome::Host(ip) => {
+                    assert_eq!(
+                        d.user_lookup(hash, &t, n).0,
+                        Some((ip, n + u64::from(EXPIRE)))
+                    );
+                }
+                RingRequestOutcome::MadeWeak { key, .. } => assert!(d.user(key).unwrap().weak),
+                RingRequestOutcome::Delay(_) => {}
+            }
+        }
         Op::RingKillFinished(hash, notified, right, flush) => {
             for k in keys(d, hash) {
                 d.kill_finished_ring(k, notified, right, flush);

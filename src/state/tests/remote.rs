@@ -277,3 +277,123 @@ fn concurrent_host_updates_keep_the_newer_state() {
     );
     ok(&d);
 }
+
+const RING: RingView = RingView {
+    handshaked: true,
+    synced: true,
+    have_right: true,
+    weak_users: true,
+};
+
+/// `auth-proxy.md` §5 and `ring-protocol.md` §8.2.
+#[test]
+fn ring_requests_wait_for_the_ring() {
+    let t = Tag::default();
+    let mut d = three_hosts(900);
+    let alice = 1669653170; // → 10.0.0.2 with all up (user-directory.md §4.1)
+    let unsynced = RingView {
+        synced: false,
+        ..RING
+    };
+    assert_eq!(
+        d.request_host_ring(
+            &t,
+            alice,
+            NOW,
+            RingView {
+                handshaked: false,
+                ..RING
+            }
+        ),
+        RingRequestOutcome::Delay(DelayReason::RingNotHandshaked)
+    );
+    assert_eq!(
+        d.request_host_ring(&t, alice, NOW, unsynced),
+        RingRequestOutcome::Delay(DelayReason::RingNotSynced)
+    );
+    assert_eq!(
+        d.request_host_ring(&Tag::from("none"), alice, NOW, RING),
+        RingRequestOutcome::Delay(DelayReason::NoHosts)
+    );
+    assert_eq!(
+        d.request_host_ring(&t, alice, NOW, RING),
+        RingRequestOutcome::Host(ip("10.0.0.2"))
+    );
+    // An existing entry is served while unsynced (only new users wait).
+    assert_eq!(
+        d.request_host_ring(&t, alice, NOW + 1, unsynced),
+        RingRequestOutcome::Host(ip("10.0.0.2"))
+    );
+    ok(&d);
+}
+
+#[test]
+fn near_expiry_with_a_changed_ring_makes_the_user_weak() {
+    let t = Tag::default();
+    let mut d = three_hosts(900);
+    let alice = 1669653170;
+    d.request_host_ring(&t, alice, NOW, RING);
+    // 10.0.0.2 down: the ring would now pick 10.0.0.3 (§4.1 ".2 down").
+    d.host_down(ip("10.0.0.2"), NOW);
+    // Not near expiry yet: served from the entry.
+    assert_eq!(
+        d.request_host_ring(&t, alice, NOW + 100, RING),
+        RingRequestOutcome::Host(ip("10.0.0.2"))
+    );
+    let late = NOW + 100 + 871;
+    assert_eq!(
+        d.request_host_ring(
+            &t,
+            alice,
+            late,
+            RingView {
+                synced: false,
+                ..RING
+            }
+        ),
+        RingRequestOutcome::Delay(DelayReason::RingNotSynced)
+    );
+    let RingRequestOutcome::MadeWeak { key, host } = d.request_host_ring(&t, alice, late, RING)
+    else {
+        panic!("expected the user to become weak");
+    };
+    assert_eq!(host, ip("10.0.0.2"));
+    assert!(d.user(key).unwrap().weak);
+    assert_eq!(
+        d.request_host_ring(&t, alice, late, RING),
+        RingRequestOutcome::Delay(DelayReason::Weak)
+    );
+    // Our USER-WEAK came back round: the non-weak update clears it and moves the user.
+    let r = d.user_refresh_remote(alice, ip("10.0.0.3"), Some(late), false, late);
+    assert!(matches!(
+        r,
+        RemoteRefresh::Applied {
+            weakness_cleared: true,
+            ..
+        }
+    ));
+    assert_eq!(
+        d.request_host_ring(&t, alice, late, RING),
+        RingRequestOutcome::Host(ip("10.0.0.3"))
+    );
+    // Alone and synced: weakness is dropped and the user served.
+    d.set_user_weak(key, true);
+    let alone = RingView {
+        have_right: false,
+        ..RING
+    };
+    assert_eq!(
+        d.request_host_ring(&t, alice, late, alone),
+        RingRequestOutcome::Host(ip("10.0.0.3"))
+    );
+    assert!(!d.user(key).unwrap().weak);
+    // Being moved: wait.
+    let UserMoveOutcome::Moved(_) = d.user_move(alice, ip("10.0.0.1"), late) else {
+        panic!("move did not start");
+    };
+    assert_eq!(
+        d.request_host_ring(&t, alice, late, RING),
+        RingRequestOutcome::Delay(DelayReason::Kill)
+    );
+    ok(&d);
+}
