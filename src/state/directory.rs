@@ -90,7 +90,10 @@ pub struct Directory {
 impl Directory {
     /// Build from the parsed `director_mail_servers` and `director_user_expire` (seconds).
     ///
-    /// A repeated IP is kept once (Dovecot would list it twice; both copies choose alike).
+    /// A repeated IP is kept once, with its first tag. Known divergence: a real 2.3.19.1
+    /// director given `10.0.0.1 10.0.0.1 10.0.0.2 10.0.0.2-10.0.0.2@t` lists four hosts in
+    /// HOST-LIST (both copies of each, the second `10.0.0.2` in tag `t`), and admin commands
+    /// by IP reach only one copy; new-user choices in the first tag are the same either way.
     pub fn new(specs: Vec<MailHostSpec>, user_expire_secs: u32) -> Self {
         let mut dir = Directory {
             hosts: HostTable::default(),

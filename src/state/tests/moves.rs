@@ -368,3 +368,24 @@ fn ring_move_follower() {
     ));
     ok(&d);
 }
+
+/// Observed on a stand-alone Dovecot 2.3.19.1 director (`director_user_expire = 10s`):
+/// `USER-MOVE 77 10.0.0.1` at t0 = 1795963329; `USER-LOOKUP 77` at t0+9.9 s gave
+/// `10.0.0.1\t1795963339\t10.0.0.3\t10.0.0.3`, at t0+10.05 s `\t0\t10.0.0.3\t10.0.0.3`.
+#[test]
+fn expiry_boundary_like_real_director() {
+    let mut d = three_hosts(10);
+    let t0 = 1_795_963_329;
+    let t = Tag::default();
+    let UserMoveOutcome::Moved(m) = d.user_move(77, ip("10.0.0.1"), t0) else {
+        panic!("move did not start");
+    };
+    d.kill_finished(m.key, false);
+    d.move_delay_finished(m.key);
+    let hashed = Some(ip("10.0.0.3"));
+    assert_eq!(
+        d.user_lookup(77, &t, t0 + 9),
+        (Some((ip("10.0.0.1"), 1_795_963_339)), hashed, hashed)
+    );
+    assert_eq!(d.user_lookup(77, &t, t0 + 10), (None, hashed, hashed));
+}
