@@ -1,9 +1,11 @@
 //! The pure user-directory core: hosts, tags, vhost rings, user entries and moves.
 //!
 //! Replaces Dovecot's `src/director/mail-host.c` and `user-directory.c` plus the state
-//! changes of `director.c` (`user-directory.md`, `ring-protocol.md` §§1.2-1.3, 7, 8.3).
+//! changes of `director.c`, `director-request.c`, `doveadm-connection.c` and
+//! `director-connection.c` (`user-directory.md`, `ring-protocol.md` §§1.2-1.3, 7, 8).
 //! No sockets, no clock (`now` is always a parameter), no randomness. [`Directory`] is the
-//! facade the daemon and the tests use.
+//! facade the daemon and the tests use; each method returns a typed outcome that says what
+//! to reply, broadcast, kick or time next.
 
 mod directory;
 mod host_cmds;
