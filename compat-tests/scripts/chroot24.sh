@@ -25,18 +25,45 @@ ROOT="${ROOT%/}"
 TIMEOUT="${DIRECTOR_CHROOT24_TIMEOUT:-900}"
 MARKER=".director-compat-ok"
 MAIL_USER=dcompatmail
-PACKAGES=dovecot-core,dovecot-imapd,dovecot-pop3d,dovecot-lmtpd
+PACKAGES=dovecot-core,dovecot-imapd,dovecot-pop3d,dovecot-lmtpd,dovecot-submissiond
+# one program of each package: a chroot lacking one gets the package added
+PROGRAMS="usr/sbin/dovecot usr/lib/dovecot/imap-login usr/lib/dovecot/pop3-login usr/lib/dovecot/lmtp usr/lib/dovecot/submission-login"
 WANT_VERSION=2.4.1
 
 say() { echo "chroot24: $*"; }
 die() { echo "chroot24: $*" >&2; exit 1; }
 
-usable() { # the chroot is complete and has the right Dovecot
+built() { # debootstrap finished and the Dovecot is the right one
   [ -e "$ROOT/$MARKER" ] && [ -x "$ROOT/usr/sbin/dovecot" ] || return 1
   case "$(chroot "$ROOT" /usr/sbin/dovecot --version 2>/dev/null)" in
     "$WANT_VERSION"*) return 0 ;;
     *) return 1 ;;
   esac
+}
+
+complete() { # every wanted package is there
+  local p
+  for p in $PROGRAMS; do [ -x "$ROOT/$p" ] || return 1; done
+}
+
+usable() { built && complete; }
+
+# A chroot made by an older version of this script: add the packages it lacks with the
+# chroot's own apt (sources.list points at the mirror debootstrap used). No service may
+# start inside, so a policy-rc.d refuses every start for the duration.
+add_missing_packages() {
+  say "adding missing packages to $ROOT: $(echo "$PACKAGES" | tr , ' ')"
+  printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
+  chmod 0755 "$ROOT/usr/sbin/policy-rc.d"
+  local ok=1
+  if ! timeout "$TIMEOUT" chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive \
+        sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends $(echo "$PACKAGES" | tr , ' ')" \
+        >"$ROOT.apt.log" 2>&1; then
+    ok=0
+  fi
+  rm -f "$ROOT/usr/sbin/policy-rc.d" "$ROOT"/var/cache/apt/archives/*.deb
+  [ "$ok" = 1 ] || { tail -20 "$ROOT.apt.log" >&2; die "apt-get in the chroot failed; log $ROOT.apt.log"; }
+  chroot "$ROOT" dpkg-query -W $(echo "$PACKAGES" | tr , ' ') | sed 's/^/added: /' >>"$ROOT/$MARKER"
 }
 
 report() {
@@ -70,6 +97,7 @@ exec 9>"$ROOT.lock"
 if ! flock -w "$TIMEOUT" 9; then die "another build holds $ROOT.lock for more than $TIMEOUT s"; fi
 # Someone else may have finished it while we waited.
 if usable; then report; exit 0; fi
+if built; then add_missing_packages; complete || die "$ROOT still lacks one of: $PROGRAMS"; report; exit 0; fi
 if [ -e "$ROOT" ]; then
   die "$ROOT exists but is not a complete Dovecot $WANT_VERSION chroot (no $MARKER or wrong version); remove it with: $0 --purge"
 fi
