@@ -17,6 +17,7 @@ pub mod admin;
 pub mod capture;
 pub mod doveadm;
 pub mod dovecot;
+pub mod dovecot24;
 pub mod instance;
 pub mod loopback;
 pub mod relay;
