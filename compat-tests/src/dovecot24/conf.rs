@@ -35,6 +35,28 @@ pub const OUTSIDE_BASE_DIR: &str =
     include_str!("../../../contrib/dovecot-2.4/director-outside-base-dir.conf");
 /// The directory `director-outside-base-dir.conf` names for directord's `base_dir`.
 pub const LAYOUT_B_DIR: &str = "/run/directord";
+/// `contrib/dovecot-2.4/directord-in-base-dir.toml` (layout A).
+pub const DIRECTORD_IN_BASE_DIR: &str =
+    include_str!("../../../contrib/dovecot-2.4/directord-in-base-dir.toml");
+/// `contrib/dovecot-2.4/directord-outside-base-dir.toml` (layout B).
+pub const DIRECTORD_OUTSIDE_BASE_DIR: &str =
+    include_str!("../../../contrib/dovecot-2.4/directord-outside-base-dir.toml");
+/// Dovecot's `base_dir` as the example TOMLs name it.
+pub const EXAMPLE_DOVECOT_BASE: &str = "/run/dovecot";
+
+/// Replaces each `(from, to)` in `text`; a `from` that does not occur is an error, so an
+/// example that drifts away from what the lab substitutes fails loudly.
+pub fn substitute(text: &str, pairs: &[(&str, String)]) -> Result<String, String> {
+    let mut out = text.to_string();
+    for (from, to) in pairs {
+        if !out.contains(from) {
+            return Err(format!("{from:?} not found in the example:\n{text}"));
+        }
+        out = out.replace(from, to);
+    }
+    Ok(out)
+}
+
 /// The example passdb fragment (its password is replaced by [`PASSWORD`]).
 pub const PASSDB_EXAMPLE: &str = include_str!("../../../contrib/dovecot-2.4/passdb-example.conf");
 
