@@ -245,6 +245,37 @@ fn check_protocols(lab: &Lab24, tag: &str) {
     }
 }
 
+/// With the fragments' `restart_request_count = unlimited`, `doveadm kick` (through anvil)
+/// really ends a session proxied with directord's host (`dovecot-2.4.md` §6.4).
+fn check_doveadm_kick(lab: &Lab24) {
+    let (user, want) = users_per_backend(lab, "kick").remove(0);
+    let mut s = ImapSession::login(lab.proxy.addr(IMAP_PORT), &user, PASSWORD)
+        .unwrap_or_else(|e| login_failure(lab, "IMAP login", e));
+    assert_eq!(lab.backend_ip(&s.backend().unwrap()), Some(want));
+    let out = lab
+        .proxy
+        .doveadm(&lab.chroot)
+        .args(["kick", &user])
+        .output()
+        .expect("doveadm kick");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && text.contains("1 connections kicked"),
+        "doveadm kick {user}: {} {text:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The proxy closes the client without a BYE; allow it a moment.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while s.noop().is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "{user}'s session survived the kick"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn compat_err(msg: &str) -> std::io::Error {
     std::io::Error::other(msg.to_string())
 }
@@ -257,6 +288,7 @@ fn layout_a_logins_and_deliveries_land_on_the_chosen_backend() {
     let mut lab = Lab24::start(&chroot, &bin, Layout::InBaseDir, USER_EXPIRE).expect("start lab");
     check_handshakes(&lab);
     check_protocols(&lab, "a");
+    check_doveadm_kick(&lab);
 
     // §2.1 start-up order: a master refuses to start while directord listens in
     // BASE/login/; after directord it does, and directord may then follow.

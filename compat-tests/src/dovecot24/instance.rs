@@ -150,6 +150,13 @@ impl Instance24 {
         }
     }
 
+    /// `doveadm -c <this config>` inside the chroot, ready for more arguments.
+    pub fn doveadm(&self, chroot: &Chroot24) -> std::process::Command {
+        let mut c = chroot.command("/usr/bin/doveadm");
+        c.arg("-c").arg(self.inner_root.join("dovecot.conf"));
+        c
+    }
+
     /// The instance's name (`be1`, `proxy`, ...).
     pub fn name(&self) -> &str {
         &self.name
