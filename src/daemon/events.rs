@@ -40,7 +40,7 @@ pub enum LookupAnswer {
 #[derive(Debug)]
 pub struct HostRequest {
     /// The `director_tag` (empty = default tag).
-    pub tag: String,
+    pub tag: Vec<u8>,
     /// The user hash (already computed from the username by the connection).
     pub hash: u32,
     /// The username as hashed, for log lines only.
@@ -68,12 +68,26 @@ pub enum Event {
         /// The raw line, for the "refreshed too late" log.
         line: String,
     },
+    /// An admin command, already parsed and validated by the connection.
+    Admin {
+        /// The command.
+        request: director_parsers::admin::Request,
+        /// Where the reply goes; the owner may hold it (deferred commands).
+        reply: oneshot::Sender<AdminReply>,
+    },
     /// An ipc kick command finished (successfully or not).
     KickDone {
         /// The token the owner gave when asking for the kick.
         token: u64,
         /// `Ok(data)` for a `+` reply, `Err(text)` otherwise.
         result: Result<String, String>,
+    },
+    /// The flush program of a move finished.
+    FlushDone {
+        /// The moved user.
+        key: crate::state::UserKey,
+        /// The flush service answered `+`.
+        success: bool,
     },
     /// Test support: move the owner's clock forward (timers fire as if that time passed).
     AdvanceClock(Duration),
@@ -91,6 +105,11 @@ impl OwnerHandle {
         Self { tx }
     }
 
+    /// A sender that does not keep the owner's queue open (for the owner's own helpers).
+    pub fn weak(&self) -> mpsc::WeakSender<Event> {
+        self.tx.downgrade()
+    }
+
     /// Sends an event, waiting while the queue is full. `false` if the owner is gone.
     pub async fn send(&self, ev: Event) -> bool {
         self.tx.send(ev).await.is_ok()
@@ -99,7 +118,7 @@ impl OwnerHandle {
     /// Asks for a host. `None` if the owner is gone (shutting down).
     pub async fn request_host(
         &self,
-        tag: String,
+        tag: Vec<u8>,
         hash: u32,
         username: String,
     ) -> Option<LookupAnswer> {
@@ -111,6 +130,15 @@ impl OwnerHandle {
             reply,
         };
         if !self.send(Event::HostRequest(req)).await {
+            return None;
+        }
+        rx.await.ok()
+    }
+
+    /// Runs an admin command. `None` if the owner is gone.
+    pub async fn admin(&self, request: director_parsers::admin::Request) -> Option<AdminReply> {
+        let (reply, rx) = oneshot::channel();
+        if !self.send(Event::Admin { request, reply }).await {
             return None;
         }
         rx.await.ok()

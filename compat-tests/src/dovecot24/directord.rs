@@ -27,20 +27,11 @@ pub fn directord_binary() -> Result<PathBuf, String> {
             Err(format!("DIRECTORD={} is not a file", p.display()))
         };
     }
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("directord"))
-        .ok_or("no target directory above the test binary")?;
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "{} is not built; run `cargo build --bin directord` (or `cargo test --workspace`)",
-            path.display()
-        ))
-    }
+    crate::ours::our_binary("directord").ok_or_else(|| {
+        "our `directord` is not built next to this test; run `cargo build --bin directord` \
+         (or `cargo test --workspace`), or set DIRECTORD"
+            .to_string()
+    })
 }
 
 /// A running `directord`. Dropping it stops it (SIGTERM, bounded wait, SIGKILL).
