@@ -138,7 +138,7 @@ done
 BUILD="$ROOT.build.$$"
 LOG="$ROOT.debootstrap.log"
 say "creating the trixie chroot from $MIRROR with $PACKAGES"
-say "  in $BUILD (renamed to $ROOT when done); about a minute; log $LOG; limit $TIMEOUT s"
+say "  in $BUILD (renamed to $ROOT when done); one to three minutes; log $LOG; limit $TIMEOUT s"
 t0=$(date +%s)
 if ! timeout "$TIMEOUT" debootstrap --variant=minbase --include="$PACKAGES" \
       trixie "$BUILD" "$MIRROR" >"$LOG" 2>&1; then
