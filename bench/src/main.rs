@@ -2,7 +2,7 @@
 //! same configuration and the same instant fake auth server behind both, on loopback.
 //!
 //! ```text
-//! director-bench [--quick] [--directord PATH]
+//! director-bench [--quick] [--directord PATH] [--only real|ours]
 //! ```
 //!
 //! Needs root (a private Dovecot master) and Dovecot 2.3 (`/usr/sbin/dovecot`). `directord` is
@@ -48,12 +48,15 @@ extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::Relaxed);
 }
 
-const USAGE: &str = "usage: director-bench [--quick] [--directord PATH]";
+const USAGE: &str = "usage: director-bench [--quick] [--directord PATH] [--only real|ours]\n\
+    env: BENCH_OURS_WRAPPER=\"valgrind --tool=callgrind\" runs directord under a profiler;\n\
+    BENCH_KEEP=1 keeps the instances' directories (configs, logs)";
 
 fn main() -> ExitCode {
     START.get_or_init(Instant::now);
     let mut quick = false;
     let mut directord = None;
+    let mut only = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -61,6 +64,11 @@ fn main() -> ExitCode {
             "--directord" => match args.next() {
                 Some(p) => directord = Some(PathBuf::from(p)),
                 None => return usage("--directord needs a path"),
+            },
+            "--only" => match args.next().as_deref() {
+                Some("real") => only = Some(target::Kind::Real),
+                Some("ours") => only = Some(target::Kind::Ours),
+                _ => return usage("--only needs real or ours"),
             },
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -111,6 +119,7 @@ fn main() -> ExitCode {
     let subjects = Subjects {
         settings: &settings,
         directord: &directord,
+        only,
     };
     let load_before = loadavg();
     progress(&format!(

@@ -27,7 +27,21 @@ pub fn start(settings: &Settings, directord: &Path) -> io::Result<Target> {
     // The upstream must exist before the first login connection; start it first.
     let auth = FakeAuth::start(&run.join("auth-login"))?;
     let log = fs::File::create(root.join("log/directord.log"))?;
-    let mut child = Command::new(directord)
+    // BENCH_OURS_WRAPPER="valgrind --tool=callgrind ..." runs directord under a profiler
+    // (valgrind runs the program in its own process, so the pid and /proc figures stay valid).
+    let wrapper = std::env::var("BENCH_OURS_WRAPPER").unwrap_or_default();
+    let mut argv: Vec<&str> = wrapper.split_whitespace().collect();
+    let program = argv.first().copied();
+    let mut cmd = match program {
+        Some(p) => {
+            argv.remove(0);
+            let mut c = Command::new(p);
+            c.args(&argv).arg(directord);
+            c
+        }
+        None => Command::new(directord),
+    };
+    let mut child = cmd
         .arg("--config")
         .arg(&conf_path)
         .stdin(Stdio::null())

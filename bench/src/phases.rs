@@ -64,10 +64,15 @@ pub struct Subjects<'a> {
     pub settings: &'a Settings,
     /// Our daemon's binary.
     pub directord: &'a Path,
+    /// Run only this one (`--only`), e.g. to profile ours.
+    pub only: Option<Kind>,
 }
 
 impl Subjects<'_> {
     fn start(&self, kind: Kind) -> Result<Target, String> {
+        if self.only.is_some_and(|k| k != kind) {
+            return Err("skipped (--only)".into());
+        }
         let r = match kind {
             Kind::Real => real::start(self.settings),
             Kind::Ours => ours::start(self.settings, self.directord),
