@@ -77,10 +77,21 @@ impl Subjects<'_> {
             Kind::Real => real::start(self.settings),
             Kind::Ours => ours::start(self.settings, self.directord),
         };
-        r.map_err(|e| {
-            crate::progress(&format!("{}: cannot start: {e}", kind.label()));
-            format!("did not start: {}", first_line(&e.to_string()))
-        })
+        match r {
+            Ok(t) => {
+                crate::progress(&format!(
+                    "{}: director pid {}, base_dir {}",
+                    kind.label(),
+                    t.pid,
+                    t.base_dir.display()
+                ));
+                Ok(t)
+            }
+            Err(e) => {
+                crate::progress(&format!("{}: cannot start: {e}", kind.label()));
+                Err(format!("did not start: {}", first_line(&e.to_string())))
+            }
+        }
     }
 }
 

@@ -125,6 +125,13 @@ impl Target {
     /// Stops the process (SIGTERM, bounded wait, SIGKILL), the fake auth server, and removes
     /// the directory. Idempotent.
     pub fn stop(&mut self) {
+        if self.owned.is_some() {
+            crate::progress(&format!(
+                "{}: stopping; the fake auth server answered {} requests in all",
+                self.kind.label(),
+                self.auth_answered()
+            ));
+        }
         match self.owned.take() {
             Some(Owned::Master(pid)) => {
                 procstat::signal(pid, libc::SIGTERM);
