@@ -76,16 +76,7 @@ impl StandaloneDoveadm {
     /// The hash real doveadm computes: `doveadm -o director_username_hash=<fmt> director
     /// map -u <user>`.
     pub fn map_u(&self, format: &str, user: &OsStr) -> std::io::Result<(u32, Output)> {
-        let opt = format!("director_username_hash={format}");
-        let mut cmd = self.command([
-            OsStr::new("-o"),
-            OsStr::new(&opt),
-            OsStr::new("director"),
-            OsStr::new("map"),
-            OsStr::new("-u"),
-        ]);
-        cmd.arg(user);
-        let out = Output::of(&mut cmd)?;
+        let out = self.map_u_output(format, user)?;
         let text = out.stdout_text();
         let hash = text.trim().parse::<u32>().map_err(|_| {
             err(format!(
@@ -95,5 +86,13 @@ impl StandaloneDoveadm {
             ))
         })?;
         Ok((hash, out))
+    }
+
+    /// Everything `doveadm -o director_username_hash=<fmt> director map -u -- <user>` prints.
+    pub fn map_u_output(&self, format: &str, user: &OsStr) -> std::io::Result<Output> {
+        let opt = format!("director_username_hash={format}");
+        let mut cmd = self.command(["-o", &opt, "director", "map", "-u", "--"]);
+        cmd.arg(user);
+        Output::of(&mut cmd)
     }
 }

@@ -88,11 +88,14 @@ pub fn require_dovecot() -> Option<Dovecot> {
             if ci {
                 panic!("CI=true but real Dovecot is not usable: {why}. Install dovecot-core, dovecot-imapd, dovecot-pop3d, dovecot-lmtpd (Debian 12) and run as root.");
             }
-            eprintln!();
-            eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-            eprintln!("!! SKIPPED: compat test needs real Dovecot 2.3: {why}");
-            eprintln!("!! (set CI=true to turn this skip into a failure)");
-            eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+            // Written to fd 2 directly: libtest captures eprintln!, and a skip must be seen.
+            let notice = format!(
+                "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+                 !! SKIPPED: compat test needs real Dovecot 2.3: {why}\n\
+                 !! (set CI=true to turn this skip into a failure)\n\
+                 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+            );
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), notice.as_bytes());
             None
         }
     }

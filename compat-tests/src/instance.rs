@@ -130,52 +130,10 @@ impl InstanceBuilder {
             listen,
             pid: None,
             dovecot: dovecot.clone(),
+            name: self.name.clone(),
+            wait_for: self.wait_for.clone(),
         };
-        // The daemonized master keeps the stdio it was started with: never give it a pipe.
-        let startup = fs::File::create(inst.root.join("log/startup.log"))?;
-        let status = Command::new(&dovecot.master)
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(startup.try_clone()?)
-            .stderr(startup)
-            .status()?;
-        if !status.success() {
-            return Err(err(format!(
-                "dovecot -c {} failed ({status}):\n{}",
-                conf_path.display(),
-                inst.startup_log()
-            )));
-        }
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(pid) = read_pid(&inst.base_dir().join("master.pid")).filter(|&p| alive(p)) {
-                inst.pid = Some(pid);
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(err(format!(
-                    "master of '{}' did not start:\n{}{}",
-                    self.name,
-                    inst.startup_log(),
-                    inst.log()
-                )));
-            }
-            std::thread::sleep(POLL);
-        }
-        for rel in &self.wait_for {
-            let path = inst.base_dir().join(rel);
-            while fs::symlink_metadata(&path).is_err() {
-                if Instant::now() > deadline {
-                    return Err(err(format!(
-                        "{} never appeared; log:\n{}",
-                        path.display(),
-                        inst.log()
-                    )));
-                }
-                std::thread::sleep(POLL);
-            }
-        }
+        inst.launch()?;
         Ok(inst)
     }
 }
@@ -189,6 +147,8 @@ pub struct Instance {
     listen: IpAddr,
     pid: Option<i32>,
     dovecot: Dovecot,
+    name: String,
+    wait_for: Vec<String>,
 }
 
 impl Instance {
@@ -262,6 +222,65 @@ impl Instance {
             }
         }
         None
+    }
+
+    /// Runs `dovecot -c <conf>` and waits for the master's pid and the `wait_for` paths.
+    fn launch(&mut self) -> std::io::Result<()> {
+        let conf_path = self.conf_path();
+        // The daemonized master keeps the stdio it was started with: never give it a pipe.
+        let startup = fs::File::create(self.root.join("log/startup.log"))?;
+        let status = Command::new(&self.dovecot.master)
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(startup.try_clone()?)
+            .stderr(startup)
+            .status()?;
+        if !status.success() {
+            return Err(err(format!(
+                "dovecot -c {} failed ({status}):\n{}",
+                conf_path.display(),
+                self.startup_log()
+            )));
+        }
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(pid) = read_pid(&self.base_dir().join("master.pid")).filter(|&p| alive(p)) {
+                self.pid = Some(pid);
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(err(format!(
+                    "master of '{}' did not start:\n{}{}",
+                    self.name,
+                    self.startup_log(),
+                    self.log()
+                )));
+            }
+            std::thread::sleep(POLL);
+        }
+        for rel in &self.wait_for {
+            let path = self.base_dir().join(rel);
+            while fs::symlink_metadata(&path).is_err() {
+                if Instant::now() > deadline {
+                    return Err(err(format!(
+                        "{} never appeared; log:\n{}",
+                        path.display(),
+                        self.log()
+                    )));
+                }
+                std::thread::sleep(POLL);
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a stopped instance again with the same configuration and directory.
+    pub fn start_again(&mut self) -> std::io::Result<()> {
+        if self.pid.is_some() {
+            return Err(err("instance is still running"));
+        }
+        self.launch()
     }
 
     /// Stops the master: SIGTERM, bounded wait, then SIGKILL. Idempotent.

@@ -8,8 +8,12 @@
 //! - [`doveadm`]: running the real `doveadm` binary.
 //! - [`transcript`]: the transcript row format shared with `parsers/tests/common/mod.rs`.
 //! - [`relay`]: recording relays (UNIX socket, TCP, FIFO) that write transcripts.
+//! - [`hostsets`]: the host sets compared with a real director, built on both sides.
+//! - [`golden`]: the committed golden file of real USER-LOOKUP answers.
 //! - [`usernames`]: seeded random usernames for hash comparisons.
 //! - [`loopback`]: picking free loopback addresses.
+//! - [`ours`]: locating our own binaries (`directorctl`) built next to the test binary.
+//! - [`mailclient`]: minimal IMAP/POP3/LMTP clients for driving real login and LMTP proxies.
 //!
 //! Nothing here reads `/etc/dovecot` or stops a process it did not start.
 
@@ -17,8 +21,12 @@ pub mod admin;
 pub mod capture;
 pub mod doveadm;
 pub mod dovecot;
+pub mod golden;
+pub mod hostsets;
 pub mod instance;
 pub mod loopback;
+pub mod mailclient;
+pub mod ours;
 pub mod relay;
 pub mod transcript;
 pub mod usernames;
@@ -29,4 +37,20 @@ pub use instance::{Instance, InstanceBuilder};
 /// Shorthand for an `io::Error` with a message, the harness's one error type.
 pub(crate) fn err(msg: impl Into<String>) -> std::io::Error {
     std::io::Error::other(msg.into())
+}
+
+/// Whether something listens on TCP `ip:port` (IPv4), from `/proc/net/tcp`, without connecting.
+pub fn tcp_listening(ip: std::net::IpAddr, port: u16) -> bool {
+    let std::net::IpAddr::V4(v4) = ip else {
+        return false;
+    };
+    let want = format!("{:08X}:{port:04X}", u32::from_le_bytes(v4.octets()));
+    std::fs::read_to_string("/proc/net/tcp")
+        .map(|t| {
+            t.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 3 && f[1] == want && f[3] == "0A"
+            })
+        })
+        .unwrap_or(false)
 }

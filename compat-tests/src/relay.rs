@@ -6,7 +6,7 @@
 
 use std::ffi::CString;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::io::AsRawFd;
@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
 
 use crate::err;
 use crate::transcript::Recorder;
@@ -64,6 +66,8 @@ impl Access {
 }
 
 type Threads = Arc<Mutex<Vec<JoinHandle<()>>>>;
+/// An accepted connection and, for TCP, its peer address.
+type Accepted = (Box<dyn Duplex>, Option<SocketAddr>);
 
 /// A running relay; dropping it stops it (open connections are shut down).
 #[derive(Debug)]
@@ -131,15 +135,17 @@ impl Relay {
         listener.set_nonblocking(true)?;
         let target = target.to_path_buf();
         let relay = Relay::empty(Some(listen.to_path_buf()));
+        let names = (leg.client.clone(), leg.server.clone());
         relay.spawn_acceptor(
             rec.clone(),
-            leg,
+            leg.name,
             move || match listener.accept() {
-                Ok((s, _)) => Ok(Some(Box::new(s) as Box<dyn Duplex>)),
+                Ok((s, _)) => Ok(Some((Box::new(s) as Box<dyn Duplex>, None))),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
                 Err(e) => Err(e),
             },
-            move || Ok(Box::new(UnixStream::connect(&target)?) as Box<dyn Duplex>),
+            move |_| Ok(Box::new(UnixStream::connect(&target)?) as Box<dyn Duplex>),
+            move |_| names.clone(),
         );
         Ok(relay)
     }
@@ -151,6 +157,41 @@ impl Relay {
         rec: &Recorder,
         leg: Leg,
     ) -> std::io::Result<Relay> {
+        let names = (leg.client.clone(), leg.server.clone());
+        Self::tcp_with(listen, target, rec, leg.name, false, move |_| names.clone())
+    }
+
+    /// A relay for director ring connections, for directors started with `-t <listen port>`
+    /// (they then connect to every peer on that port instead of its ring port): listens on
+    /// `listen`, connects to `target` *from the connecting director's own address* (a director
+    /// refuses ring connections from addresses not in `director_servers`), and labels each
+    /// side `<name>:<port>` from `names`, like the lab (`dir1:44243->dir2:9090`).
+    pub fn tcp_ring(
+        listen: SocketAddr,
+        target: SocketAddr,
+        rec: &Recorder,
+        names: Vec<(IpAddr, String)>,
+    ) -> std::io::Result<Relay> {
+        let name_of = move |a: SocketAddr| {
+            let n = names
+                .iter()
+                .find(|(ip, _)| *ip == a.ip())
+                .map(|(_, n)| n.clone());
+            format!("{}:{}", n.unwrap_or_else(|| a.ip().to_string()), a.port())
+        };
+        Self::tcp_with(listen, target, rec, "ring".into(), true, move |peer| {
+            (peer.map(&name_of).unwrap_or_default(), name_of(target))
+        })
+    }
+
+    fn tcp_with(
+        listen: SocketAddr,
+        target: SocketAddr,
+        rec: &Recorder,
+        leg: String,
+        bind_to_peer: bool,
+        labels: impl Fn(Option<SocketAddr>) -> (String, String) + Send + 'static,
+    ) -> std::io::Result<Relay> {
         let listener = TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
         let relay = Relay::empty(None);
@@ -158,14 +199,19 @@ impl Relay {
             rec.clone(),
             leg,
             move || match listener.accept() {
-                Ok((s, _)) => Ok(Some(Box::new(s) as Box<dyn Duplex>)),
+                Ok((s, peer)) => Ok(Some((Box::new(s) as Box<dyn Duplex>, Some(peer)))),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
                 Err(e) => Err(e),
             },
-            move || {
-                let s = TcpStream::connect_timeout(&target, Duration::from_secs(5))?;
-                Ok(Box::new(s) as Box<dyn Duplex>)
+            move |peer: Option<SocketAddr>| {
+                let sock = Socket::new(Domain::for_address(target), Type::STREAM, None)?;
+                if let Some(p) = peer.filter(|_| bind_to_peer) {
+                    sock.bind(&SocketAddr::new(p.ip(), 0).into())?;
+                }
+                sock.connect_timeout(&target.into(), Duration::from_secs(5))?;
+                Ok(Box::new(TcpStream::from(sock)) as Box<dyn Duplex>)
             },
+            labels,
         );
         Ok(relay)
     }
@@ -231,16 +277,23 @@ impl Relay {
         }
     }
 
-    fn spawn_acceptor<A, C>(&self, rec: Recorder, leg: Leg, mut accept: A, connect: C)
-    where
-        A: FnMut() -> std::io::Result<Option<Box<dyn Duplex>>> + Send + 'static,
-        C: Fn() -> std::io::Result<Box<dyn Duplex>> + Send + 'static,
+    fn spawn_acceptor<A, C, L>(
+        &self,
+        rec: Recorder,
+        leg: String,
+        mut accept: A,
+        connect: C,
+        labels: L,
+    ) where
+        A: FnMut() -> std::io::Result<Option<Accepted>> + Send + 'static,
+        C: Fn(Option<SocketAddr>) -> std::io::Result<Box<dyn Duplex>> + Send + 'static,
+        L: Fn(Option<SocketAddr>) -> (String, String) + Send + 'static,
     {
         let stop = self.stop.clone();
         let threads = self.threads.clone();
         let h = std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                let client = match accept() {
+                let (client, peer) = match accept() {
                     Ok(Some(c)) => c,
                     Ok(None) => {
                         std::thread::sleep(Duration::from_millis(5));
@@ -248,22 +301,19 @@ impl Relay {
                     }
                     Err(_) => break,
                 };
-                let conn = rec.next_conn(&leg.name);
-                let server = match connect() {
+                let conn = rec.next_conn(&leg);
+                let (from, to) = labels(peer);
+                let server = match connect(peer) {
                     Ok(s) => s,
                     Err(e) => {
-                        rec.event(
-                            &leg.name,
-                            conn,
-                            &format!("connect to {} failed: {e}", leg.server),
-                        );
+                        rec.event(&leg, conn, &format!("connect to {to} failed: {e}"));
                         continue;
                     }
                 };
-                rec.event(&leg.name, conn, &format!("{} connected", leg.client));
+                rec.event(&leg, conn, &format!("{from} connected"));
                 let pumps = [
-                    (&client, &server, &leg.client, &leg.server),
-                    (&server, &client, &leg.server, &leg.client),
+                    (&client, &server, &from, &to),
+                    (&server, &client, &to, &from),
                 ]
                 .map(|(src, dst, from, to)| Pump {
                     src: src.clone_box(),
@@ -271,7 +321,7 @@ impl Relay {
                     from: from.clone(),
                     to: to.clone(),
                 });
-                let (rec2, leg2, stop2) = (rec.clone(), leg.name.clone(), stop.clone());
+                let (rec2, leg2, stop2) = (rec.clone(), leg.clone(), stop.clone());
                 let h = std::thread::spawn(move || {
                     let [a, b] = pumps;
                     let t = std::thread::spawn({

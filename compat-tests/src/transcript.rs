@@ -31,6 +31,34 @@ pub fn escape(data: &[u8]) -> String {
     out
 }
 
+/// Reverses [`escape`]; `None` for a malformed escape.
+pub fn unescape(text: &str) -> Option<Vec<u8>> {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        match b.get(i + 1)? {
+            b't' => out.push(b'\t'),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b'\\' => out.push(b'\\'),
+            b'x' => {
+                let hex = std::str::from_utf8(b.get(i + 2..i + 4)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            _ => return None,
+        }
+        i += 2;
+    }
+    Some(out)
+}
+
 /// Collects rows from any number of relays (threads), time-stamped from a common start.
 #[derive(Debug, Clone)]
 pub struct Recorder {
@@ -67,12 +95,12 @@ impl Recorder {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts a new scenario: drops the rows so far, restarts the clock and connection numbers.
+    /// Starts a new scenario: drops the rows so far and restarts the clock. Connection
+    /// numbers keep counting, so a connection that outlives a scenario keeps a unique number.
     pub fn restart(&self) {
         let mut g = self.lock();
         g.start = Instant::now();
         g.rows.clear();
-        g.conns.clear();
     }
 
     /// The next connection number of `leg` (1, 2, ...).
@@ -169,6 +197,14 @@ mod tests {
     fn escapes_like_the_lab_relay() {
         assert_eq!(escape(b"A\tb\\c\r\n"), "A\\tb\\\\c\\r\\n");
         assert_eq!(escape(&[0x01, b' ', 0xc3, 0x7f]), "\\x01 \\xc3\\x7f");
+    }
+
+    #[test]
+    fn unescape_reverses_escape() {
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(unescape(&escape(&all)).as_deref(), Some(&all[..]));
+        assert_eq!(unescape("bad\\q"), None);
+        assert_eq!(unescape("cut\\x4"), None);
     }
 
     #[test]

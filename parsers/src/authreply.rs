@@ -97,6 +97,32 @@ mod tests {
         assert_eq!(out, b"VERSION\tdirector-authreply-client\t1\t0\n");
     }
 
+    /// Accepted (`true`) or rejected by the real 2.3.19.1 director's authreply socket
+    /// (captured 2026-11-29: a rejected client got the greeting, then EOF).
+    #[test]
+    fn real_director_handshakes() {
+        let cases: &[(&[u8], bool)] = &[
+            (b"VERSION\tdirector-authreply-client\t1\t0", true),
+            (b"VERSION\tdirector-authreply-client\t01\t5", true),
+            (b"VERSION\tdirector-authreply-client\t1\t4294967295", true),
+            (b"VERSION\tdirector-authreply-client\t1\t4294967296", false),
+            (b"VERSION\tdirector-authreply-client\t1\t", false),
+            (b"VERSION\tdirector-authreply-client\t1\t0\textra", false),
+            (b"VERSION\tdirector-authreply-client\t2\t0", false),
+            (b"VERSION\tdirector-authreply-clientx\t1\t0", false),
+            (b"VERSION\tdirector-authreply-client\t1", false),
+            (b"VERSION\tdirector-authreply-client\t+1\t0", false),
+        ];
+        for (line, accepted) in cases {
+            assert_eq!(
+                ClientHandshake::parse(line).is_ok(),
+                *accepted,
+                "{}",
+                line.escape_ascii()
+            );
+        }
+    }
+
     proptest! {
         #[test]
         fn roundtrip(minor in any::<u32>()) {

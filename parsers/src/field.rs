@@ -4,7 +4,11 @@
 //! The auth protocols tab-escape field values ([`crate::escape`]), but not every Dovecot
 //! reader unescapes (the auth master server splits its requests with `t_strsplit_tab`), and
 //! every line must re-encode byte for byte. So a [`Field`] stores the raw, still escaped
-//! bytes, and [`Field::unescaped`] gives the value. No I/O.
+//! bytes, and [`Field::unescaped`] gives the value.
+//!
+//! Line endings: parsers take a line without its LF. The framer ([`crate::framing`]) drops
+//! one CR before the LF, as Dovecot's line readers do; any other CR is ordinary data and
+//! stays in its field (a CR after a number makes it `BadNumber`). No I/O.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -30,10 +34,10 @@ impl Field {
         Self(escape::escape(value).into_owned())
     }
 
-    /// A `key=value` field: `key` taken raw (keys never need escaping), `value` tab-escaped.
+    /// A `key=value` field, both parts tab-escaped (real keys never need it).
     pub fn key_value(key: &[u8], value: &[u8]) -> Self {
         let mut raw = Vec::with_capacity(key.len() + 1 + value.len());
-        raw.extend(key.iter().filter(|&&b| b != b'\t' && b != b'\n'));
+        escape::escape_into(key, &mut raw);
         raw.push(b'=');
         escape::escape_into(value, &mut raw);
         Self(raw)

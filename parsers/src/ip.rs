@@ -35,7 +35,7 @@ fn parse_strict_v4(s: &str) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
     let mut n = 0;
     for part in s.split('.') {
-        if n == 4 || part.is_empty() || part.len() > 3 {
+        if n == 4 || part.is_empty() {
             return None;
         }
         octets[n] = part.parse::<u8>().ok()?;
@@ -168,6 +168,8 @@ mod tests {
         assert_eq!(p("10.0.0.1").as_deref(), Some("10.0.0.1"));
         assert_eq!(p("5").as_deref(), Some("0.0.0.5"));
         assert_eq!(p("10.1").as_deref(), Some("10.0.0.1"));
+        // leading zeros in a dotted quad are decimal for Dovecot (real director: 0010.0.0.3 = 10.0.0.3)
+        assert_eq!(p("0010.0.0.3").as_deref(), Some("10.0.0.3"));
         assert_eq!(p("0x0a000001").as_deref(), Some("10.0.0.1"));
         assert_eq!(p("2001:DB8::0001").as_deref(), Some("2001:db8::1"));
         assert_eq!(p("[2001:db8::1]").as_deref(), Some("2001:db8::1"));

@@ -36,9 +36,10 @@ impl NotifyLine {
         Ok(Self { raw: line.to_vec() })
     }
 
-    /// The bytes the director hashes: the line exactly as read.
+    /// The bytes the director hashes: the line as read, up to a NUL (Dovecot handles it as
+    /// a C string).
     pub fn hash_key(&self) -> &[u8] {
-        &self.raw
+        crate::passdb::c_string(&self.raw)
     }
 
     /// Append the line, including its trailing LF.
@@ -75,6 +76,12 @@ mod tests {
             NotifyLine::parse(b"a\x01tb").unwrap().hash_key(),
             b"a\x01tb"
         );
+    }
+
+    /// Real 2.3.19.1 director (2026-11-29): the notify line `zed\0xyz` refreshed user `zed`.
+    #[test]
+    fn raw_nul_ends_the_hash_key() {
+        assert_eq!(NotifyLine::parse(b"zed\0xyz").unwrap().hash_key(), b"zed");
     }
 
     #[test]

@@ -107,12 +107,16 @@ async fn run(config: Config, origin: String) -> ExitCode {
     if let Some(admin) = admin {
         println!("directord: try: directorctl -a {} status", admin.display());
     }
+    if let Err(e) = director::daemon::sd_notify::ready() {
+        tracing::warn!("sd_notify(READY=1) failed: {e}");
+    }
     let token = daemon.shutdown_token();
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
         _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
         _ = token.cancelled() => {}
     }
+    let _ = director::daemon::sd_notify::stopping();
     daemon.shutdown().await;
     ExitCode::SUCCESS
 }
@@ -126,6 +130,7 @@ fn init_logging(level: Option<&str>) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }

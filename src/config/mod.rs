@@ -1,4 +1,4 @@
-//! `directord` configuration: the TOML file ([`file`]), validated once into [`Config`].
+//! `directord` configuration: the TOML file ([`mod@file`]), validated once into [`Config`].
 //!
 //! Parse, don't validate (aesthetics.md §8.4 rule 19): [`Config::from_file`] resolves
 //! defaults (Dovecot's, `settings.md` §1) and cross-field rules, and the rest of the daemon only
@@ -7,7 +7,7 @@
 //! another constructor of the same [`Config`].
 
 pub mod file;
-mod glue;
+pub(crate) mod glue;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -247,6 +247,13 @@ fn director_settings(d: &file::DirectorSection) -> Result<DirectorSettings, Conf
     if let Some(v) = &d.flush_socket {
         s.flush_socket = v.clone();
     }
+    if !s.flush_socket.is_empty() {
+        // Refuse rather than silently skip the flush a move would promise.
+        return Err(ConfigError::new(
+            key("flush_socket"),
+            "director_flush_socket is not supported yet; leave it empty",
+        ));
+    }
     if let Some(v) = &d.max_parallel_moves {
         s.max_parallel_moves =
             uint_value(v).map_err(|e| ConfigError::new(key("max_parallel_moves"), e))?;
@@ -300,9 +307,7 @@ fn time_value(v: &toml::Value) -> Result<Duration, String> {
 fn uint_value(v: &toml::Value) -> Result<u32, String> {
     match v {
         toml::Value::Integer(n) => u32::try_from(*n).map_err(|_| format!("invalid number: {n}")),
-        toml::Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
-            s.parse().map_err(|_| format!("invalid number: {s}"))
-        }
+        toml::Value::String(s) => glue::parse_uint(s),
         other => Err(format!("expected an unsigned integer, not {other}")),
     }
 }

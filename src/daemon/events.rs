@@ -40,7 +40,7 @@ pub enum LookupAnswer {
 #[derive(Debug)]
 pub struct HostRequest {
     /// The `director_tag` (empty = default tag).
-    pub tag: String,
+    pub tag: Vec<u8>,
     /// The user hash (already computed from the username by the connection).
     pub hash: u32,
     /// The username as hashed, for log lines only.
@@ -67,6 +67,13 @@ pub enum Event {
         hash: u32,
         /// The raw line, for the "refreshed too late" log.
         line: String,
+    },
+    /// An admin command, already parsed and validated by the connection.
+    Admin {
+        /// The command.
+        request: director_parsers::admin::Request,
+        /// Where the reply goes; the owner may hold it (deferred commands).
+        reply: oneshot::Sender<AdminReply>,
     },
     /// An ipc kick command finished (successfully or not).
     KickDone {
@@ -99,7 +106,7 @@ impl OwnerHandle {
     /// Asks for a host. `None` if the owner is gone (shutting down).
     pub async fn request_host(
         &self,
-        tag: String,
+        tag: Vec<u8>,
         hash: u32,
         username: String,
     ) -> Option<LookupAnswer> {
@@ -111,6 +118,15 @@ impl OwnerHandle {
             reply,
         };
         if !self.send(Event::HostRequest(req)).await {
+            return None;
+        }
+        rx.await.ok()
+    }
+
+    /// Runs an admin command. `None` if the owner is gone.
+    pub async fn admin(&self, request: director_parsers::admin::Request) -> Option<AdminReply> {
+        let (reply, rx) = oneshot::channel();
+        if !self.send(Event::Admin { request, reply }).await {
             return None;
         }
         rx.await.ok()

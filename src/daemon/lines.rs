@@ -26,6 +26,7 @@ pub struct LineReader<R> {
     inner: R,
     buf: BytesMut,
     framer: LineFramer,
+    skipping: bool,
 }
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
@@ -35,6 +36,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             inner,
             buf: BytesMut::with_capacity(max_line.min(4096)),
             framer: LineFramer::new(max_line),
+            skipping: false,
         }
     }
 
@@ -52,6 +54,18 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
 
     /// A complete line already in the buffer, without reading.
     pub fn buffered_line(&mut self) -> Option<LineEvent> {
+        if self.skipping {
+            match self.buf.iter().position(|&b| b == b'\n') {
+                Some(lf) => {
+                    let _ = self.buf.split_to(lf + 1);
+                    self.skipping = false;
+                }
+                None => {
+                    self.buf.clear();
+                    return None;
+                }
+            }
+        }
         match self.framer.next_line(&self.buf) {
             Ok(Some(span)) => {
                 let mut line = self.buf.split_to(span.consumed);
@@ -61,6 +75,12 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             Ok(None) => None,
             Err(_) => Some(LineEvent::TooLong),
         }
+    }
+
+    /// After [`LineEvent::TooLong`]: throw the oversized line away up to and including its LF
+    /// and go on with the next one (for the FIFO, which cannot be closed and reopened).
+    pub fn discard_current_line(&mut self) {
+        self.skipping = true;
     }
 }
 
@@ -84,6 +104,14 @@ mod tests {
             LineEvent::Line(Bytes::from_static(b"cd"))
         );
         assert_eq!(lr.next_line().await.unwrap(), LineEvent::TooLong);
+        lr.discard_current_line();
+        tokio::io::AsyncWriteExt::write_all(&mut w, b"andmore\nok\n")
+            .await
+            .unwrap();
+        assert_eq!(
+            lr.next_line().await.unwrap(),
+            LineEvent::Line(Bytes::from_static(b"ok"))
+        );
 
         let (mut w, r) = tokio::io::duplex(64);
         let mut lr = LineReader::new(r, 8);

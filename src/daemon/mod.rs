@@ -6,12 +6,19 @@
 //! `CancellationToken`; tasks are tracked with a `TaskTracker` and the whole shutdown is
 //! bounded by a grace period. Mirrors Dovecot's `src/director/main.c`.
 
+mod admin;
+mod admin_cmds;
+mod authreply;
 pub mod events;
+mod ipc;
 pub mod lines;
 pub mod listener;
+mod moves;
+mod notify;
 pub mod owner;
 pub mod proxy;
 pub mod reply;
+pub mod sd_notify;
 
 use std::io;
 use std::path::PathBuf;
@@ -22,12 +29,15 @@ use tokio::net::UnixStream;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, error, info, warn, Instrument};
+use tracing::{debug, error, warn, Instrument};
 
 use crate::config::Config;
+use director_parsers::passdb::ReplyKind;
 use events::{OwnerHandle, OWNER_QUEUE};
 use listener::{BoundListener, ConnKind, ListenerIo};
-use reply::{ReplyRewriter, ResultPrefix};
+use reply::ReplyRewriter;
+
+use crate::username_hash::UsernameHash;
 
 /// Dovecot's `default_client_limit`: connections served at once per listener.
 pub const CLIENT_LIMIT: usize = 1000;
@@ -42,6 +52,31 @@ pub(crate) fn describe_io_error(e: &io::Error) -> String {
         Some(i) => s[..i].to_string(),
         None => s,
     }
+}
+
+/// A peer's line for a log message, with credential fields (`pass=`, `resp=`, ...) replaced
+/// by `<hidden>` and control bytes other than TAB escaped, so that no log line leaks a password.
+pub(crate) fn loggable_line(line: &[u8]) -> String {
+    use director_parsers::field::Field;
+    let mut out = Vec::with_capacity(line.len());
+    for (i, raw) in line.split(|&b| b == b'\t').enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        match Field::from_raw(raw.to_vec()) {
+            Some(f) if f.is_secret() => {
+                out.extend_from_slice(f.key());
+                out.extend_from_slice(b"=<hidden>");
+            }
+            _ => out.extend_from_slice(raw),
+        }
+    }
+    out.iter()
+        .map(|&b| match b {
+            b'\t' | 0x20..=0x7e => (b as char).to_string(),
+            _ => format!("\\x{b:02x}"),
+        })
+        .collect()
 }
 
 /// A started daemon.
@@ -88,6 +123,12 @@ impl RunningDaemon {
 /// returned before anything runs, so a misconfigured daemon never half-starts.
 pub async fn start(config: Config) -> io::Result<RunningDaemon> {
     let config = Arc::new(config);
+    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+    let hasher =
+        UsernameHash::new(&config.director.username_hash).map_err(|e| invalid(e.to_string()))?;
+    let hasher = Arc::new(hasher);
+    let state = owner::Owner::new(&config).map_err(invalid)?;
+
     let mut bound = Vec::new();
     for spec in &config.listeners {
         bound.push(BoundListener::bind(spec.clone())?);
@@ -101,15 +142,31 @@ pub async fn start(config: Config) -> io::Result<RunningDaemon> {
     let tracker = TaskTracker::new();
     let (tx, rx) = mpsc::channel(OWNER_QUEUE);
     let owner = OwnerHandle::new(tx);
-    let state =
-        owner::Owner::new(&config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    tracker.spawn(state.run(rx, shutdown.clone()));
+    let ipc = ipc::spawn(
+        config.ipc_socket.clone(),
+        owner.clone(),
+        shutdown.clone(),
+        &tracker,
+    );
+    tracker.spawn(state.with_ipc(ipc).run(rx, shutdown.clone()));
 
+    let separator = config.director.master_user_separator.bytes().next();
+    let refresh = u32::try_from(config.proxy_refresh_secs()).unwrap_or(u32::MAX);
+    let rewriter = |kind| {
+        Arc::new(ReplyRewriter::new(
+            kind,
+            hasher.clone(),
+            separator,
+            refresh,
+            owner.clone(),
+        ))
+    };
     let ctx = Arc::new(Shared {
         config: config.clone(),
         owner: owner.clone(),
-        auth_rewriter: Arc::new(ReplyRewriter::new(ResultPrefix::Ok, owner.clone())),
-        userdb_rewriter: Arc::new(ReplyRewriter::new(ResultPrefix::Pass, owner.clone())),
+        hasher: hasher.clone(),
+        auth_rewriter: rewriter(ReplyKind::AuthOk),
+        userdb_rewriter: rewriter(ReplyKind::UserdbPass),
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
     });
@@ -129,8 +186,8 @@ pub async fn start(config: Config) -> io::Result<RunningDaemon> {
 /// What every connection task needs.
 struct Shared {
     config: Arc<Config>,
-    #[allow(dead_code)]
     owner: OwnerHandle,
+    hasher: Arc<UsernameHash>,
     auth_rewriter: Arc<ReplyRewriter>,
     userdb_rewriter: Arc<ReplyRewriter>,
     shutdown: CancellationToken,
@@ -138,12 +195,18 @@ struct Shared {
 }
 
 /// One listener's accept loop; dropping the listener at the end removes its socket.
-async fn listen(b: BoundListener, ctx: Arc<Shared>) {
+async fn listen(mut b: BoundListener, ctx: Arc<Shared>) {
     let kind = b.spec.kind;
-    match &b.io {
-        ListenerIo::Fifo(_) => {
-            // The FIFO reader lands with the notify module.
-            ctx.shutdown.cancelled().await;
+    match &mut b.io {
+        ListenerIo::Fifo(fifo) => {
+            notify::serve(
+                fifo,
+                notify::NotifySource::Fifo,
+                ctx.hasher.clone(),
+                ctx.owner.clone(),
+                ctx.shutdown.clone(),
+            )
+            .await;
         }
         ListenerIo::Unix(l) => {
             let limit = Arc::new(Semaphore::new(CLIENT_LIMIT));
@@ -207,8 +270,30 @@ async fn serve_connection(kind: ConnKind, stream: UnixStream, ctx: Arc<Shared>) 
             )
             .await
         }
-        ConnKind::AuthReply | ConnKind::Notify | ConnKind::Admin => {
-            info!("{} connections are not served yet", kind.as_str());
+        ConnKind::AuthReply => {
+            authreply::serve(stream, ctx.auth_rewriter.clone(), ctx.shutdown.clone()).await
         }
+        ConnKind::Notify => {
+            notify::serve(
+                stream,
+                notify::NotifySource::Socket,
+                ctx.hasher.clone(),
+                ctx.owner.clone(),
+                ctx.shutdown.clone(),
+            )
+            .await
+        }
+        ConnKind::Admin => admin::serve(stream, ctx.owner.clone(), ctx.shutdown.clone()).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loggable_line_hides_credentials() {
+        assert_eq!(
+            super::loggable_line(b"OK\t1\tuser=alice\tpass=secret\tresp=AGFs\tnopassword\x01\xff"),
+            "OK\t1\tuser=alice\tpass=<hidden>\tresp=<hidden>\tnopassword\\x01\\xff"
+        );
     }
 }

@@ -1,28 +1,49 @@
-//! The state owner: the one task that owns the user directory and applies events in order.
+//! The state owner: the one task that owns the [`Directory`] and applies events in order.
 //!
-//! PLUMBING STAGE: answers every host request with a failure until the directory lands.
+//! Mirrors the event handling of Dovecot's `src/director/director.c` and
+//! `director-request.c` for a stand-alone director: host requests (with the delayed-request
+//! queue and its 30 s failure timer, `auth-proxy.md` §5), proxy-notify refreshes, admin
+//! commands (`admin_cmds.rs`), kicks and moves (`moves.rs`), and the user expiry
+//! timer. The owner answers through `oneshot` senders and the ipc queue, never awaiting a
+//! connection. Time is a [`Clock`] that tests can advance, so timers are deadlines in clock
+//! milliseconds checked after every event.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tracing::{debug, error};
 
-use super::events::{Event, HostOutcome, LookupAnswer};
+use super::events::{Event, HostOutcome, HostRequest, LookupAnswer};
+use super::ipc::IpcClient;
+use super::moves::MoveTimers;
 use crate::config::Config;
+use crate::state::{Directory, RequestOutcome, Tag};
+use crate::username_hash::UsernameHash;
 
-/// Wall-clock seconds, plus an offset tests can advance.
+/// Dovecot's `DIRECTOR_REQUEST_TIMEOUT_SECS`: queued requests older than this fail.
+pub const DIRECTOR_REQUEST_TIMEOUT_SECS: u64 = 30;
+
+/// Wall-clock time plus an offset tests can advance.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Clock {
     offset: Duration,
 }
 
 impl Clock {
-    /// Unix time in whole seconds.
-    pub fn now_secs(&self) -> u64 {
+    /// Unix time in milliseconds.
+    pub fn now_ms(&self) -> u64 {
         (SystemTime::now() + self.offset)
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
+            .map(|d| d.as_millis() as u64)
             .unwrap_or(0)
+    }
+
+    /// Unix time in whole seconds.
+    pub fn now_secs(&self) -> u64 {
+        self.now_ms() / 1000
     }
 
     /// Moves the clock forward.
@@ -31,38 +52,263 @@ impl Clock {
     }
 }
 
-/// The state owner.
+/// A host request waiting for a host (Dovecot's delayed request list).
 #[derive(Debug)]
-pub struct Owner {
-    clock: Clock,
+struct Delayed {
+    tag: Tag,
+    hash: u32,
+    username: String,
+    queued_ms: u64,
+    reply: oneshot::Sender<HostOutcome>,
 }
+
+/// Settings the owner consults at run time.
+#[derive(Debug)]
+pub(super) struct OwnerSettings {
+    pub user_kick_delay_ms: u64,
+    pub max_parallel_moves: u32,
+    pub max_parallel_kicks: u32,
+    pub mail_servers: String,
+    pub hasher: Arc<UsernameHash>,
+}
+
+/// The state owner.
+pub struct Owner {
+    pub(super) dir: Directory,
+    pub(super) clock: Clock,
+    pub(super) settings: OwnerSettings,
+    pub(super) ipc: Option<IpcClient>,
+    pub(super) started_secs: u64,
+    delayed: VecDeque<Delayed>,
+    /// The periodic 30 s request timer (`None` while nothing is queued).
+    request_timer_ms: Option<u64>,
+    /// Moves, kicks, deferred admin commands and their timers.
+    pub(super) moves: MoveTimers,
+    /// Directors added with DIRECTOR-ADD (stand-alone: only listed).
+    pub(super) directors: Vec<(std::net::IpAddr, u16)>,
+}
+
+impl std::fmt::Debug for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Owner")
+            .field("users", &self.dir.user_count())
+            .field("delayed", &self.delayed.len())
+            .finish()
+    }
+}
+
+pub(super) use crate::config::glue::resolve;
 
 impl Owner {
     /// Builds the initial state from the configuration.
-    pub fn new(_config: &Config) -> Result<Owner, String> {
+    pub fn new(config: &Config) -> Result<Owner, String> {
+        let specs =
+            crate::mail_hosts::parse_mail_servers(&config.director.mail_servers, &mut resolve)
+                .map_err(|e| e.to_string())?;
+        let hasher =
+            UsernameHash::new(&config.director.username_hash).map_err(|e| e.to_string())?;
+        let user_expire = config.director.user_expire.as_secs();
+        let clock = Clock::default();
         Ok(Owner {
-            clock: Clock::default(),
+            dir: Directory::new(specs, user_expire.min(u64::from(u32::MAX)) as u32),
+            started_secs: clock.now_secs(),
+            clock,
+            settings: OwnerSettings {
+                user_kick_delay_ms: config.director.user_kick_delay.as_millis() as u64,
+                max_parallel_moves: config.director.max_parallel_moves,
+                max_parallel_kicks: config.director.max_parallel_kicks,
+                mail_servers: config.director.mail_servers.clone(),
+                hasher: Arc::new(hasher),
+            },
+            ipc: None,
+            delayed: VecDeque::new(),
+            request_timer_ms: None,
+            moves: MoveTimers::default(),
+            directors: Vec::new(),
         })
+    }
+
+    /// Connects the owner to the ipc kick client.
+    pub fn with_ipc(mut self, ipc: IpcClient) -> Self {
+        self.ipc = Some(ipc);
+        self
     }
 
     /// Applies events until the queue closes or `shutdown` fires.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Event>, shutdown: CancellationToken) {
         loop {
+            self.fire_timers();
+            let sleep = match self.next_deadline_ms() {
+                // At least 1 ms, so a deadline a timer failed to clear cannot spin the task.
+                Some(at) => Duration::from_millis(at.saturating_sub(self.clock.now_ms()).max(1)),
+                // Nothing scheduled: wake up once in a while anyway (cheap, bounded).
+                None => Duration::from_secs(3600),
+            };
             let ev = tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(sleep) => continue,
                 ev = rx.recv() => match ev { Some(ev) => ev, None => break },
             };
             self.apply(ev);
+            #[cfg(debug_assertions)]
+            if let Err(e) = self.dir.check_invariants() {
+                error!("BUG: directory invariant broken: {e}");
+            }
+        }
+        // Queued requests are answered with a temporary failure rather than dropped.
+        for d in self.delayed.drain(..) {
+            let _ = d.reply.send(HostOutcome::Failed);
         }
     }
 
     fn apply(&mut self, ev: Event) {
         match ev {
-            Event::HostRequest(req) => {
-                let _ = req.reply.send(LookupAnswer::Done(HostOutcome::Failed));
+            Event::HostRequest(req) => self.host_request(req),
+            Event::NotifyRefresh { hash, line } => {
+                let now = self.clock.now_secs();
+                let refreshed = self.dir.notify_refresh(hash, now);
+                debug!(user = %line, hash, tags = refreshed.len(), "notify refresh");
             }
-            Event::NotifyRefresh { .. } | Event::KickDone { .. } => {}
+            Event::Admin { request, reply } => self.admin(request, reply),
+            Event::KickDone { token, result } => self.kick_done(token, result),
             Event::AdvanceClock(d) => self.clock.advance(d),
         }
+    }
+
+    fn host_request(&mut self, req: HostRequest) {
+        let HostRequest {
+            tag,
+            hash,
+            username,
+            reply,
+        } = req;
+        let tag = Tag::from(tag);
+        match self.try_request(&tag, hash) {
+            Some(outcome) => {
+                let _ = reply.send(LookupAnswer::Done(outcome));
+            }
+            None => {
+                let (tx, rx) = oneshot::channel();
+                let _ = reply.send(LookupAnswer::Queued(rx));
+                let now_ms = self.clock.now_ms();
+                self.delayed.push_back(Delayed {
+                    tag,
+                    hash,
+                    username,
+                    queued_ms: now_ms,
+                    reply: tx,
+                });
+                if self.request_timer_ms.is_none() {
+                    self.request_timer_ms = Some(now_ms + DIRECTOR_REQUEST_TIMEOUT_SECS * 1000);
+                }
+            }
+        }
+    }
+
+    /// A host for (tag, hash) now, or `None` if the request must wait.
+    fn try_request(&mut self, tag: &Tag, hash: u32) -> Option<HostOutcome> {
+        let now = self.clock.now_secs();
+        match self.dir.request_host(tag, hash, now) {
+            RequestOutcome::Host(ip) => Some(HostOutcome::Host {
+                ip,
+                hostname: self.dir.host(ip).and_then(|h| h.hostname.clone()),
+            }),
+            RequestOutcome::NoHost | RequestOutcome::Busy => None,
+        }
+    }
+
+    /// Retries every queued request (after any state change that may have made hosts
+    /// available), in queue order.
+    pub(super) fn retry_delayed(&mut self) {
+        let queued = std::mem::take(&mut self.delayed);
+        for d in queued {
+            match self.try_request(&d.tag, d.hash) {
+                Some(outcome) => {
+                    // The client may be gone; the user entry is created/refreshed anyway.
+                    let _ = d.reply.send(outcome);
+                }
+                None => self.delayed.push_back(d),
+            }
+        }
+        // The periodic timer keeps running even if the queue emptied: like Dovecot's, it is
+        // only removed by a firing that finds nothing queued.
+    }
+
+    /// Fails queued requests that are at least 30 s old (the periodic timer's work).
+    fn fail_old_requests(&mut self) {
+        let now_ms = self.clock.now_ms();
+        let now = now_ms / 1000;
+        let queued = std::mem::take(&mut self.delayed);
+        for d in queued {
+            // Whole seconds, as Dovecot compares `create_time + 30 > ioloop_time`.
+            let age = now.saturating_sub(d.queued_ms / 1000);
+            if age < DIRECTOR_REQUEST_TIMEOUT_SECS {
+                self.delayed.push_back(d);
+                continue;
+            }
+            let msg = self.timeout_message(&d, age, now);
+            error!("director: User {} host lookup failed: {msg}", d.username);
+            let _ = d.reply.send(HostOutcome::Failed);
+        }
+        self.request_timer_ms = if self.delayed.is_empty() {
+            None
+        } else {
+            Some(now_ms + DIRECTOR_REQUEST_TIMEOUT_SECS * 1000)
+        };
+    }
+
+    /// Dovecot's `director_request_get_timeout_error()` text for a stand-alone director.
+    fn timeout_message(&mut self, d: &Delayed, queued_secs: u64, now: u64) -> String {
+        let user = self
+            .dir
+            .tag_id(&d.tag)
+            .and_then(|t| self.dir.lookup(t, d.hash, now));
+        let reason = match &user {
+            Some(u) if u.kill.is_some() => "kill waiting",
+            _ => "no hosts",
+        };
+        let mut s = format!(
+            "Timeout because {reason} - queued for {queued_secs} secs (Ring synced for {} secs",
+            now.saturating_sub(self.started_secs)
+        );
+        if let Some(u) = &user {
+            if u.weak {
+                s.push_str(", weak user");
+            }
+            s.push_str(&format!(
+                ", user refreshed {} secs ago",
+                now.saturating_sub(u.timestamp)
+            ));
+        }
+        s.push_str(&format!(", hash={}", d.hash));
+        if !d.tag.is_default() {
+            s.push_str(&format!(", tag={}", d.tag));
+        }
+        s.push(')');
+        s
+    }
+
+    fn next_deadline_ms(&self) -> Option<u64> {
+        let expiry = self
+            .dir
+            .next_expiry(self.clock.now_secs())
+            .map(|s| s * 1000);
+        [self.request_timer_ms, expiry, self.moves.next_deadline_ms()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Runs every timer whose deadline has passed.
+    fn fire_timers(&mut self) {
+        let now_ms = self.clock.now_ms();
+        if self.request_timer_ms.is_some_and(|t| t <= now_ms) {
+            self.fail_old_requests();
+        }
+        let now = now_ms / 1000;
+        if self.dir.next_expiry(now).is_some_and(|t| t <= now) {
+            self.dir.purge_expired(now);
+        }
+        self.fire_move_timers(now_ms);
     }
 }

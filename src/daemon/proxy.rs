@@ -87,56 +87,14 @@ pub async fn serve(
     };
 
     let mut reader = LineReader::new(up_r, AUTH_MAX_LINE);
-    let mut pending: JoinSet<Vec<u8>> = JoinSet::new();
-    loop {
-        let out = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            _ = down_closed.cancelled() => break,
-            Some(done) = pending.join_next(), if !pending.is_empty() => match done {
-                Ok(bytes) => bytes,
-                Err(_) => continue,
-            },
-            ev = reader.next_line() => match ev {
-                Ok(LineEvent::Line(line)) => match rewriter.process(&line).await {
-                    Processed::Now(bytes) => bytes,
-                    Processed::Later(fut) => {
-                        pending.spawn(fut);
-                        continue;
-                    }
-                    Processed::Shutdown => break,
-                },
-                Ok(LineEvent::TooLong) => {
-                    error!("BUG: Auth server sent us more than {AUTH_MAX_LINE} bytes");
-                    break;
-                }
-                Ok(LineEvent::Eof) => {
-                    error!("Auth server disconnected unexpectedly");
-                    break;
-                }
-                Err(e) => {
-                    error!("read({upstream_name}) failed: {e}");
-                    break;
-                }
-            },
-        };
-        if out.is_empty() {
-            continue;
-        }
-        let written = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = down_closed.cancelled() => break,
-            r = down_w.write_all(&out) => r,
-        };
-        if let Err(e) = written {
-            debug!("write to login connection failed: {e}");
-            break;
-        }
+    match pump(&mut reader, &mut down_w, &rewriter, &shutdown, &down_closed).await {
+        PumpEnd::TooLong => error!("BUG: Auth server sent us more than {AUTH_MAX_LINE} bytes"),
+        PumpEnd::Eof => error!("Auth server disconnected unexpectedly"),
+        PumpEnd::ReadError(e) => error!("read({upstream_name}) failed: {e}"),
+        PumpEnd::Stopped | PumpEnd::WriteError => {}
     }
-    // Dropping the halves closes both sockets; pending lookups are dropped with the JoinSet
-    // (the owner sees the closed reply channel and forgets them).
+    // Dropping the halves closes both sockets.
     copier.abort();
-    pending.abort_all();
     if let Err(e) = down_w.shutdown().await {
         debug!("shutdown of login connection failed: {e}");
     }
@@ -155,5 +113,71 @@ where
             return Ok(());
         }
         to.write_all(&buf[..n]).await?;
+    }
+}
+
+/// Why [`pump`] returned.
+#[derive(Debug)]
+pub enum PumpEnd {
+    /// The line source closed.
+    Eof,
+    /// A line exceeded the limit.
+    TooLong,
+    /// Reading failed.
+    ReadError(io::Error),
+    /// Writing to the destination failed (it went away).
+    WriteError,
+    /// Shutdown, the other side closed, or the state owner is gone.
+    Stopped,
+}
+
+/// Reads result lines from `reader`, has them processed by `rewriter` and writes the results
+/// to `out`, interleaving delayed replies as they complete. Returns when the source ends,
+/// the destination fails, `shutdown` or `peer_closed` fires. Pending delayed replies are
+/// dropped then: the owner still creates/refreshes the user (`auth-proxy.md` §6.3).
+pub async fn pump<R, W>(
+    reader: &mut LineReader<R>,
+    out: &mut W,
+    rewriter: &ReplyRewriter,
+    shutdown: &CancellationToken,
+    peer_closed: &CancellationToken,
+) -> PumpEnd
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut pending: JoinSet<Vec<u8>> = JoinSet::new();
+    loop {
+        let bytes = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return PumpEnd::Stopped,
+            _ = peer_closed.cancelled() => return PumpEnd::Stopped,
+            Some(done) = pending.join_next(), if !pending.is_empty() => match done {
+                Ok(bytes) => bytes,
+                Err(_) => continue,
+            },
+            ev = reader.next_line() => match ev {
+                Ok(LineEvent::Line(line)) => match rewriter.process(&line).await {
+                    Processed::Now(bytes) => bytes,
+                    Processed::Later(fut) => {
+                        pending.spawn(fut);
+                        continue;
+                    }
+                    Processed::Shutdown => return PumpEnd::Stopped,
+                },
+                Ok(LineEvent::TooLong) => return PumpEnd::TooLong,
+                Ok(LineEvent::Eof) => return PumpEnd::Eof,
+                Err(e) => return PumpEnd::ReadError(e),
+            },
+        };
+        let written = tokio::select! {
+            _ = shutdown.cancelled() => return PumpEnd::Stopped,
+            _ = peer_closed.cancelled() => return PumpEnd::Stopped,
+            r = out.write_all(&bytes) => r,
+        };
+        if let Err(e) = written {
+            debug!("write failed: {e}");
+            return PumpEnd::WriteError;
+        }
     }
 }

@@ -1,22 +1,18 @@
 //! Examining and rewriting result lines (`OK\t` / `PASS\t`) for the auth, userdb and authreply
 //! connection kinds (`auth-proxy.md` §§3-6). Mirrors `director-request.c` and the reply
-//! handling of `login-connection.c`.
+//! handling of `login-connection.c`. The user hash is computed here, in the connection task;
+//! only the host choice goes through the state owner.
 //!
-//! PLUMBING STAGE: lines are forwarded unchanged until the passdb examiner lands.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
-use super::events::OwnerHandle;
+use director_parsers::passdb::{self, ReplyKind};
+use tracing::{error, warn};
 
-/// Which result lines a connection examines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResultPrefix {
-    /// `OK\t` (auth and authreply kinds).
-    Ok,
-    /// `PASS\t` (userdb kind).
-    Pass,
-}
+use super::events::{HostOutcome, LookupAnswer, OwnerHandle};
+use crate::username_hash::UsernameHash;
 
 /// What to do with one line.
 pub enum Processed {
@@ -31,26 +27,100 @@ pub enum Processed {
 /// Per-listener-kind line processing, shared by all connections of that kind.
 #[derive(Debug)]
 pub struct ReplyRewriter {
-    prefix: ResultPrefix,
-    #[allow(dead_code)]
+    kind: ReplyKind,
+    hasher: Arc<UsernameHash>,
+    separator: Option<u8>,
+    proxy_refresh: u32,
     owner: OwnerHandle,
 }
 
 impl ReplyRewriter {
-    /// A rewriter for lines starting with `prefix`.
-    pub fn new(prefix: ResultPrefix, owner: OwnerHandle) -> Self {
-        Self { prefix, owner }
+    /// A rewriter for `kind`'s result lines.
+    pub fn new(
+        kind: ReplyKind,
+        hasher: Arc<UsernameHash>,
+        separator: Option<u8>,
+        proxy_refresh: u32,
+        owner: OwnerHandle,
+    ) -> Self {
+        Self {
+            kind,
+            hasher,
+            separator,
+            proxy_refresh,
+            owner,
+        }
     }
 
-    /// The examined prefix.
-    pub fn prefix(&self) -> ResultPrefix {
-        self.prefix
-    }
-
-    /// Processes one line (without its LF).
+    /// Processes one line (without its LF): forward, decorate, hold back, or temp_fail.
     pub async fn process(&self, line: &[u8]) -> Processed {
-        Processed::Now(with_lf(line))
+        let Some(ex) = passdb::examine(line, self.kind) else {
+            return Processed::Now(with_lf(line));
+        };
+        for bad in &ex.bad_fields {
+            warn!(
+                "auth: Invalid {} field: {}",
+                bad.name,
+                String::from_utf8_lossy(&bad.value)
+            );
+        }
+        if !ex.needs_host() {
+            return Processed::Now(with_lf(line));
+        }
+        let Some(name) = ex.lookup_name(self.separator) else {
+            return Processed::Now(with_lf(line));
+        };
+        let hash = self.hasher.hash(name);
+        let username = String::from_utf8_lossy(name).into_owned();
+        let tag = ex.tag.to_vec();
+        let kind = self.kind;
+        match self.owner.request_host(tag, hash, username).await {
+            None => Processed::Shutdown,
+            Some(LookupAnswer::Done(outcome)) => {
+                Processed::Now(finish(line, kind, &outcome, self.proxy_refresh))
+            }
+            Some(LookupAnswer::Queued(rx)) => {
+                let line = line.to_vec();
+                let refresh = self.proxy_refresh;
+                Processed::Later(Box::pin(async move {
+                    match rx.await {
+                        Ok(outcome) => finish(&line, kind, &outcome, refresh),
+                        Err(_) => {
+                            // The owner dropped the request (shutting down): fail it.
+                            error!("director: host lookup aborted");
+                            let mut out = Vec::new();
+                            passdb::temp_fail(&line, &mut out);
+                            out
+                        }
+                    }
+                }))
+            }
+        }
     }
+}
+
+/// The reply for a decided lookup (`auth-proxy.md` §6).
+/// The line is examined again rather than carried along, because a delayed reply outlives the
+/// borrow the examination holds.
+fn finish(line: &[u8], kind: ReplyKind, outcome: &HostOutcome, proxy_refresh: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len() + 64);
+    let is_self =
+        |ip| passdb::examine(line, kind).is_some_and(|ex| ex.proxy_maybe && ex.is_self(ip));
+    match outcome {
+        HostOutcome::Host { ip, .. } if is_self(*ip) => {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+        HostOutcome::Host { ip, hostname } => {
+            let ip_text = director_parsers::ip::ip_to_string(ip);
+            match hostname {
+                Some(name) => passdb::decorate(line, proxy_refresh, name, Some(&ip_text), &mut out),
+                None => passdb::decorate(line, proxy_refresh, &ip_text, None, &mut out),
+            }
+        }
+        HostOutcome::Failed => passdb::temp_fail(line, &mut out),
+    }
+    out
 }
 
 fn with_lf(line: &[u8]) -> Vec<u8> {

@@ -8,6 +8,7 @@
 mod directory;
 mod host_cmds;
 mod hosts;
+mod index;
 mod invariants;
 mod moves;
 mod tag;

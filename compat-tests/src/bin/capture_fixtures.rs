@@ -1,7 +1,8 @@
 //! Records fixture transcripts of real Dovecot 2.3 for the parser tests.
 //!
-//! Usage: `cargo run -p compat-tests --bin capture_fixtures -- [admin|all] [--out DIR]`
-//! (default DIR: `parsers/tests/fixtures` of this workspace). Needs root and Dovecot 2.3.
+//! Usage: `cargo run -p compat-tests --bin capture_fixtures -- [admin|auth|ring|golden|all] [--out DIR]`
+//! (default DIR: `parsers/tests/fixtures` of this workspace). `golden` writes
+//! `compat-tests/golden/user-hosts.txt` instead. Needs root and Dovecot 2.3.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,7 +20,7 @@ fn main() -> ExitCode {
                 Some(d) => out = PathBuf::from(d),
                 None => return usage(),
             },
-            "admin" | "all" => what = a,
+            "admin" | "auth" | "ring" | "golden" | "all" => what = a,
             _ => return usage(),
         }
     }
@@ -40,15 +41,46 @@ fn main() -> ExitCode {
             }
         }
     }
-    eprintln!(
-        "wrote {} fixture files under {}",
-        written.len(),
-        out.display()
-    );
+    if what == "auth" || what == "all" {
+        match capture::login::capture(&dovecot, &out) {
+            Ok(files) => written.extend(files),
+            Err(e) => {
+                eprintln!("capture_fixtures: auth: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if what == "ring" || what == "all" {
+        match capture::ring::capture(&dovecot, &out) {
+            Ok(files) => written.extend(files),
+            Err(e) => {
+                eprintln!("capture_fixtures: ring: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if what == "golden" || what == "all" {
+        let path = compat_tests::golden::golden_path();
+        let written_ok = compat_tests::golden::generate_file(&dovecot).and_then(|text| {
+            std::fs::create_dir_all(path.parent().unwrap_or(&out))
+                .and_then(|_| std::fs::write(&path, text))
+        });
+        match written_ok {
+            Ok(()) => written.push(path),
+            Err(e) => {
+                eprintln!("capture_fixtures: golden: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    for path in &written {
+        eprintln!("wrote {}", path.display());
+    }
+    eprintln!("{} files written", written.len());
     ExitCode::SUCCESS
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: capture_fixtures [admin|all] [--out DIR]");
+    eprintln!("usage: capture_fixtures [admin|auth|ring|golden|all] [--out DIR]");
     ExitCode::from(64)
 }

@@ -4,6 +4,8 @@
 //! runs commands (showing them and their output in the file header) and writes one file.
 
 pub mod admin;
+pub mod login;
+pub mod ring;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -231,3 +231,41 @@ fn a_moving_head_stops_the_purge() {
     assert_eq!(d.user_count(), 0);
     ok(&d);
 }
+
+/// Observed on a stand-alone Dovecot 2.3.19.1 director with `director_user_expire = 10s`
+/// and `director_user_kick_delay = 3s` (times relative): t=0 `USER-MOVE 1 10.0.0.1`, t=1
+/// `USER-MOVE 2 10.0.0.1`, t=5 `USER-MOVE 1 10.0.0.2`. At t=12 `USER-LIST` still listed the
+/// expired user 2 (expire t=11) behind user 1 (expire t=15), and HOST-LIST counted it; a
+/// `USER-LOOKUP 2` (`\t0\t10.0.0.3\t10.0.0.3`) dropped it. At t=16 both were gone.
+#[test]
+fn purge_stops_at_a_live_head_like_real_director() {
+    let mut d = three_hosts(10);
+    let t0 = 1_795_962_354;
+    for (hash, at) in [(1, t0), (2, t0 + 1)] {
+        let UserMoveOutcome::Moved(m) = d.user_move(hash, ip("10.0.0.1"), at) else {
+            panic!("move did not start");
+        };
+        assert_eq!(d.kill_finished(m.key, false), AfterKill::Delay);
+        assert!(d.move_delay_finished(m.key), "kick delay over");
+    }
+    let UserMoveOutcome::Moved(m) = d.user_move(1, ip("10.0.0.2"), t0 + 5) else {
+        panic!("move did not start");
+    };
+    d.kill_finished(m.key, false);
+    d.move_delay_finished(m.key);
+    let both = [(1, t0 + 15, ip("10.0.0.2")), (2, t0 + 11, ip("10.0.0.1"))];
+    assert_eq!(d.user_list(None, t0 + 5), both);
+    assert_eq!(d.user_list(None, t0 + 12), both);
+    let counts: Vec<u32> = d.host_list().map(|h| h.user_count).collect();
+    assert_eq!(counts, [1, 1, 0]);
+    let t = Tag::default();
+    assert_eq!(
+        d.user_lookup(2, &t, t0 + 12),
+        (None, Some(ip("10.0.0.3")), Some(ip("10.0.0.3")))
+    );
+    assert_eq!(d.user_list(None, t0 + 12), [both[0]]);
+    let counts: Vec<u32> = d.host_list().map(|h| h.user_count).collect();
+    assert_eq!(counts, [0, 1, 0]);
+    assert!(d.user_list(None, t0 + 16).is_empty());
+    ok(&d);
+}
