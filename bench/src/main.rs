@@ -2,7 +2,8 @@
 //! same configuration and the same instant fake auth server behind both, on loopback.
 //!
 //! ```text
-//! director-bench [--quick] [--directord PATH] [--only real|ours]
+//! director-bench [--quick] [--directord PATH] [--only real|ours] [--levels CxW,...]
+//!                [--reps N] [--skip-users]
 //! ```
 //!
 //! Needs root (a private Dovecot master) and Dovecot 2.3 (`/usr/sbin/dovecot`). `directord` is
@@ -49,6 +50,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 const USAGE: &str = "usage: director-bench [--quick] [--directord PATH] [--only real|ours]\n\
+    [--levels CxW,...] [--reps N] [--skip-users]\n\
     env: BENCH_OURS_WRAPPER=\"valgrind --tool=callgrind\" runs directord under a profiler;\n\
     BENCH_KEEP=1 keeps the instances' directories (configs, logs)";
 
@@ -57,6 +59,9 @@ fn main() -> ExitCode {
     let mut quick = false;
     let mut directord = None;
     let mut only = None;
+    let mut levels = None;
+    let mut reps = None;
+    let mut skip_users = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -70,6 +75,15 @@ fn main() -> ExitCode {
                 Some("ours") => only = Some(target::Kind::Ours),
                 _ => return usage("--only needs real or ours"),
             },
+            "--levels" => match args.next().as_deref().map(parse_levels) {
+                Some(Some(l)) => levels = Some(l),
+                _ => return usage("--levels needs e.g. 1x1,4x32"),
+            },
+            "--reps" => match args.next().and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) if (1..=20).contains(&n) => reps = Some(n),
+                _ => return usage("--reps needs 1..20"),
+            },
+            "--skip-users" => skip_users = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -111,7 +125,13 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGTERM, handler);
     }
 
-    let plan = if quick { Plan::quick() } else { Plan::full() };
+    let mut plan = if quick { Plan::quick() } else { Plan::full() };
+    if let Some(l) = levels {
+        plan.levels = l;
+    }
+    if let Some(n) = reps {
+        plan.reps = n;
+    }
     let settings = Settings {
         mail_servers: "127.0.1.1-127.0.1.3".into(),
         user_expire: "15 min".into(),
@@ -129,7 +149,7 @@ fn main() -> ExitCode {
     ));
     let mut table = Table::default();
     phases::throughput(&plan, &subjects, &mut table);
-    if !interrupted() {
+    if !interrupted() && !skip_users {
         phases::users(&plan, &subjects, &mut table);
     }
     let took = START.get_or_init(Instant::now).elapsed().as_secs_f64();
@@ -157,6 +177,17 @@ fn usage(msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// `1x1,4x32` → [(1, 1), (4, 32)]; each number 1..=1000.
+fn parse_levels(text: &str) -> Option<Vec<(usize, usize)>> {
+    let num = |s: &str| s.parse::<usize>().ok().filter(|n| (1..=1000).contains(n));
+    text.split(',')
+        .map(|lvl| {
+            let (c, w) = lvl.split_once('x')?;
+            Some((num(c)?, num(w)?))
+        })
+        .collect()
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -176,4 +207,18 @@ fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("{cores} cores, {cpu}, Linux {}", kernel.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_levels;
+
+    #[test]
+    fn levels() {
+        assert_eq!(parse_levels("1x1,4x32"), Some(vec![(1, 1), (4, 32)]));
+        assert_eq!(parse_levels("8x64"), Some(vec![(8, 64)]));
+        assert_eq!(parse_levels("0x1"), None);
+        assert_eq!(parse_levels("4*32"), None);
+        assert_eq!(parse_levels(""), None);
+    }
 }
