@@ -102,17 +102,19 @@ struct Sample {
     p50: f64,
     p99: f64,
     cpu_us: f64,
+    sys_share: f64,
 }
 
-/// Runs `load` against `t`, reading the director's CPU time around it.
-fn measured(t: &Target, load: &Load) -> Result<(LoadResult, f64), String> {
+/// Runs `load` against `t`, reading the director's CPU time around it. Returns the result,
+/// the CPU µs per reply, and the share of it spent in the kernel.
+fn measured(t: &Target, load: &Load) -> Result<(LoadResult, f64, f64), String> {
     if crate::interrupted() {
         return Err("interrupted".into());
     }
-    let before = t.cpu_ns().map_err(|e| e.to_string())?;
+    let (u0, s0) = t.cpu_split_ns().map_err(|e| e.to_string())?;
     let asked = t.auth_answered();
     let r = load::run(load).map_err(|e| first_line(&e.to_string()))?;
-    let after = t.cpu_ns().map_err(|e| e.to_string())?;
+    let (u1, s1) = t.cpu_split_ns().map_err(|e| e.to_string())?;
     let asked = t.auth_answered() - asked;
     if asked != r.replies() {
         crate::progress(&format!(
@@ -121,7 +123,9 @@ fn measured(t: &Target, load: &Load) -> Result<(LoadResult, f64), String> {
             r.replies()
         ));
     }
-    let cpu_us = (after.saturating_sub(before)) as f64 / 1000.0 / r.replies().max(1) as f64;
+    let (user, sys) = (u1.saturating_sub(u0), s1.saturating_sub(s0));
+    let cpu_us = (user + sys) as f64 / 1000.0 / r.replies().max(1) as f64;
+    let sys_share = sys as f64 / (user + sys).max(1) as f64;
     if r.fail > 0 || r.without_host > 0 {
         crate::progress(&format!(
             "{}: {} FAIL replies, {} OK without host= of {}",
@@ -131,7 +135,7 @@ fn measured(t: &Target, load: &Load) -> Result<(LoadResult, f64), String> {
             r.replies()
         ));
     }
-    Ok((r, cpu_us))
+    Ok((r, cpu_us, sys_share))
 }
 
 /// Auth requests/s, latency and director CPU per request at every level.
@@ -190,19 +194,21 @@ pub fn throughput(plan: &Plan, subjects: &Subjects, table: &mut Table) {
                     max_time: plan.run_time,
                 };
                 match measured(t, &l) {
-                    Ok((r, cpu_us)) => {
+                    Ok((r, cpu_us, sys_share)) => {
                         crate::progress(&format!(
-                            "{conns}x{window} {}: {:.0} req/s p50 {:.2} ms p99 {:.2} ms, {cpu_us:.1} µs CPU/req",
+                            "{conns}x{window} {}: {:.0} req/s p50 {:.2} ms p99 {:.2} ms, {cpu_us:.1} µs CPU/req ({:.0}% kernel)",
                             kind.label(),
                             r.rate(),
                             r.latency_ms(0.5),
-                            r.latency_ms(0.99)
+                            r.latency_ms(0.99),
+                            sys_share * 100.0
                         ));
                         samples[i].push(Sample {
                             rate: r.rate(),
                             p50: r.latency_ms(0.5),
                             p99: r.latency_ms(0.99),
                             cpu_us,
+                            sys_share,
                         });
                     }
                     Err(e) => {
@@ -247,6 +253,13 @@ pub fn throughput(plan: &Plan, subjects: &Subjects, table: &mut Table) {
             pick(1, |s| s.cpu_us),
             2,
             Goal::RatioAtMost(1.0 / 3.0),
+        );
+        table.push(
+            format!("of which in the kernel %, {lvl}"),
+            pick(0, |s| s.sys_share * 100.0),
+            pick(1, |s| s.sys_share * 100.0),
+            0,
+            Goal::None,
         );
     }
 }

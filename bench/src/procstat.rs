@@ -7,6 +7,11 @@ use std::io;
 /// utime+stime. The kernel counts in clock ticks (10 ms at `CLK_TCK` = 100), so runs must be
 /// long enough to make that granularity negligible.
 pub fn cpu_ns(pid: i32) -> io::Result<u64> {
+    cpu_split_ns(pid).map(|(user, sys)| user + sys)
+}
+
+/// CPU time of a whole process split into (user, system) nanoseconds.
+pub fn cpu_split_ns(pid: i32) -> io::Result<(u64, u64)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // "pid (comm) state ppid ...": comm may contain spaces, so split at the last ')'.
     let tail = stat
@@ -20,8 +25,8 @@ pub fn cpu_ns(pid: i32) -> io::Result<u64> {
             .and_then(|s| s.parse::<u64>().ok())
             .ok_or_else(|| bad(pid, "short stat"))
     };
-    let total = ticks(11)? + ticks(12)?;
-    Ok(total * (1_000_000_000 / clock_ticks_per_sec()))
+    let ns = 1_000_000_000 / clock_ticks_per_sec();
+    Ok((ticks(11)? * ns, ticks(12)? * ns))
 }
 
 /// `VmRSS` of a process in bytes.

@@ -102,6 +102,11 @@ impl Target {
         procstat::cpu_ns(self.pid)
     }
 
+    /// The director's CPU time so far as (user, system) nanoseconds.
+    pub fn cpu_split_ns(&self) -> io::Result<(u64, u64)> {
+        procstat::cpu_split_ns(self.pid)
+    }
+
     /// The director's resident memory in bytes.
     pub fn rss(&self) -> io::Result<u64> {
         procstat::rss_bytes(self.pid)
