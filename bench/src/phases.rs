@@ -422,6 +422,18 @@ fn user_list_times(plan: &Plan, tracked: &[Tracked], n: &str, table: &mut Table)
         1,
         Goal::OursAtMost(1000.0),
     );
+    // Listing may build the whole reply in memory first: the peak shows what that costs.
+    let peak = |i: usize| -> Cell {
+        let t = tracked[i].target.as_ref().map_err(Clone::clone)?;
+        t.hwm().map(|b| b as f64 / 1e6).map_err(|e| e.to_string())
+    };
+    table.push(
+        format!("peak RSS MB (VmHWM) after USER-LIST at {n} users"),
+        peak(0),
+        peak(1),
+        1,
+        Goal::None,
+    );
 }
 
 /// Creates users by auth requests until `to` exist (or the time limit).
