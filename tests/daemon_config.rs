@@ -28,7 +28,7 @@ fn every_director_key_in_both_syntaxes() {
          username_hash = \"%Ln\"\n\
          user_expire = \"20 mins\"\n\
          user_kick_delay = \"3 secs\"\n\
-         flush_socket = \"\"\n\
+         flush_socket = \"unix:flush-%i\"\n\
          ping_idle_timeout = \"1 min\"\n\
          ping_max_timeout = \"2 mins\"\n\
          max_parallel_moves = \"7\"\n\
@@ -44,6 +44,7 @@ fn every_director_key_in_both_syntaxes() {
          username_hash = \"%Ln\"\n\
          user_expire = 1200\n\
          user_kick_delay = 3\n\
+         flush_socket = \"unix:flush-%i\"\n\
          ping_idle_timeout = 60\n\
          ping_max_timeout = 120\n\
          max_parallel_moves = 7\n\
@@ -163,8 +164,16 @@ fn bad_values_name_the_key() {
             "[director] servers: director rings are not supported yet",
         ),
         (
-            "flush_socket = \"unix:flush\"",
-            "[director] flush_socket: director_flush_socket is not supported yet",
+            "flush_socket = \"exec:/bin/true\"",
+            "[director] flush_socket: exec: flush programs are not supported yet",
+        ),
+        (
+            "flush_socket = \"unix:%x\"",
+            "[director] flush_socket: Unknown variable '%x'",
+        ),
+        (
+            "flush_socket = \"flush\"",
+            "[director] flush_socket: unsupported flush socket",
         ),
     ];
     for (line, want) in cases {

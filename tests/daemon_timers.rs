@@ -239,3 +239,32 @@ fn later_requests_wait_for_the_next_timer_tick() {
         "{log}"
     );
 }
+
+/// auth-proxy.md §9: a refresh of an entry older than `director_user_expire` (kept alive by
+/// a move in progress) is logged.
+#[test]
+fn refresh_of_an_entry_kept_by_a_move_is_logged_as_too_late() {
+    let d = InProc::start(
+        "[director]\nmail_servers = \"10.0.0.1-10.0.0.3\"\nuser_expire = \"10s\"\n\
+         user_kick_delay = \"1 min\"\n",
+    );
+    let mut a = Admin::connect(&d.path("director-admin"));
+    // No ipc socket: the kick fails at once and the move sits in its 1 min kick delay.
+    assert_eq!(a.line("USER-MOVE\tcarol\t10.0.0.1"), "OK\n");
+    d.advance(&mut a, 12);
+    assert!(a.line("USER-LOOKUP\tcarol").starts_with("10.0.0.1\t"));
+    let mut fifo = std::fs::OpenOptions::new()
+        .write(true)
+        .open(d.path("login/proxy-notify"))
+        .unwrap();
+    fifo.write_all(b"carol\n").unwrap();
+    let end = std::time::Instant::now() + DEADLINE;
+    while !log_buffer()
+        .lock()
+        .unwrap()
+        .contains("notify: User carol refreshed too late (12 secs)")
+    {
+        assert!(std::time::Instant::now() < end, "no too-late warning");
+        std::thread::yield_now();
+    }
+}

@@ -24,6 +24,7 @@ pub mod dovecot;
 pub mod golden;
 pub mod hostsets;
 pub mod instance;
+pub mod login_lab;
 pub mod loopback;
 pub mod mailclient;
 pub mod ours;

@@ -248,11 +248,8 @@ fn director_settings(d: &file::DirectorSection) -> Result<DirectorSettings, Conf
         s.flush_socket = v.clone();
     }
     if !s.flush_socket.is_empty() {
-        // Refuse rather than silently skip the flush a move would promise.
-        return Err(ConfigError::new(
-            key("flush_socket"),
-            "director_flush_socket is not supported yet; leave it empty",
-        ));
+        crate::daemon::flush::validate(&s.flush_socket)
+            .map_err(|e| ConfigError::new(key("flush_socket"), e))?;
     }
     if let Some(v) = &d.max_parallel_moves {
         s.max_parallel_moves =

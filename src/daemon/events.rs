@@ -82,6 +82,13 @@ pub enum Event {
         /// `Ok(data)` for a `+` reply, `Err(text)` otherwise.
         result: Result<String, String>,
     },
+    /// The flush program of a move finished.
+    FlushDone {
+        /// The moved user.
+        key: crate::state::UserKey,
+        /// The flush service answered `+`.
+        success: bool,
+    },
     /// Test support: move the owner's clock forward (timers fire as if that time passed).
     AdvanceClock(Duration),
 }
@@ -96,6 +103,11 @@ impl OwnerHandle {
     /// Wraps the owner's queue.
     pub fn new(tx: mpsc::Sender<Event>) -> Self {
         Self { tx }
+    }
+
+    /// A sender that does not keep the owner's queue open (for the owner's own helpers).
+    pub fn weak(&self) -> mpsc::WeakSender<Event> {
+        self.tx.downgrade()
     }
 
     /// Sends an event, waiting while the queue is full. `false` if the owner is gone.

@@ -10,6 +10,7 @@ mod admin;
 mod admin_cmds;
 mod authreply;
 pub mod events;
+pub mod flush;
 mod ipc;
 pub mod lines;
 pub mod listener;
@@ -148,7 +149,12 @@ pub async fn start(config: Config) -> io::Result<RunningDaemon> {
         shutdown.clone(),
         &tracker,
     );
-    tracker.spawn(state.with_ipc(ipc).run(rx, shutdown.clone()));
+    tracker.spawn(
+        state
+            .with_ipc(ipc)
+            .with_self_sender(owner.weak())
+            .run(rx, shutdown.clone()),
+    );
 
     let separator = config.director.master_user_separator.bytes().next();
     let refresh = u32::try_from(config.proxy_refresh_secs()).unwrap_or(u32::MAX);

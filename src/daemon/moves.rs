@@ -16,9 +16,12 @@ use director_parsers::ipc::{IpcRequest, KickCommand};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-use super::events::AdminReply;
+use director_parsers::flush::FlushRequest;
+
+use super::events::{AdminReply, Event};
+use super::flush;
 use super::owner::Owner;
-use crate::state::{AfterKill, MoveStarted, UserKey};
+use crate::state::{AfterKill, FlushJob, MoveStarted, UserKey};
 
 /// Dovecot's `DIRECTOR_USER_MOVE_TIMEOUT_MSECS`-like bound on a whole move.
 pub const USER_MOVE_TIMEOUT_MS: u64 = 30_000;
@@ -188,27 +191,68 @@ impl Owner {
         self.after_kill(started.key);
     }
 
-    /// The local kill finished: the flush program is not supported (config rejects it), so
-    /// the move waits the kick delay.
+    /// The local kill finished: flush (if configured and the user had an old host), or wait
+    /// the kick delay.
     fn after_kill(&mut self, key: UserKey) {
-        match self.dir.kill_finished(key, false) {
+        let flush_configured = !self.settings.flush_socket.is_empty();
+        let next = self.dir.kill_finished(key, flush_configured);
+        self.continue_move(key, next);
+    }
+
+    /// The flush program of a move finished.
+    pub(super) fn flush_done(&mut self, key: UserKey, success: bool) {
+        let next = self.dir.flush_finished(key, success);
+        self.continue_move(key, next);
+    }
+
+    fn continue_move(&mut self, key: UserKey, next: AfterKill) {
+        match next {
             AfterKill::Delay => {
+                // The kick delay replaces the 30 s move timer.
                 self.moves.move_deadline.remove(&key);
                 let at = self.clock.now_ms() + self.settings.user_kick_delay_ms;
                 self.moves.delay_deadline.insert(key, at);
             }
-            AfterKill::Flush(job) => {
-                // Unreachable while flush_configured is false; finish like a failed flush.
-                let _ = self.dir.flush_finished(job.key, false);
-                self.moves.move_deadline.remove(&key);
-                let at = self.clock.now_ms() + self.settings.user_kick_delay_ms;
-                self.moves.delay_deadline.insert(key, at);
-            }
+            AfterKill::Flush(job) => self.start_flush(job),
             AfterKill::Gone => {
                 self.moves.move_deadline.remove(&key);
                 self.move_finished();
             }
         }
+    }
+
+    /// Runs the flush in a helper task; it reports back with [`Event::FlushDone`]. The 30 s
+    /// move timer keeps running meanwhile.
+    fn start_flush(&mut self, job: FlushJob) {
+        let hostname = self.dir.host(job.new_ip).and_then(|h| h.hostname.clone());
+        let target =
+            match flush::expand(&self.settings.flush_socket, job.new_ip, hostname.as_deref()) {
+                Ok(t) => t,
+                Err(e) => {
+                    error!("director_flush_socket: {e}");
+                    self.flush_done(job.key, false);
+                    return;
+                }
+            };
+        let req = FlushRequest {
+            hash: job.key.hash,
+            old_ip: job.old_host.ip,
+            new_ip: job.new_ip,
+            old_host_down: job.old_host.down,
+            old_vhost_count: job.old_host.vhost_count,
+        };
+        let Some(tx) = self.self_tx.clone() else {
+            self.flush_done(job.key, false);
+            return;
+        };
+        let base_dir = self.settings.base_dir.clone();
+        let key = job.key;
+        tokio::spawn(async move {
+            let success = flush::run(&target, &base_dir, req).await;
+            if let Some(tx) = tx.upgrade() {
+                let _ = tx.send(Event::FlushDone { key, success }).await;
+            }
+        });
     }
 
     /// A move ended (normally or by timeout): waiting requests and resets may continue.

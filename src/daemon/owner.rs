@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
 
 use super::events::{Event, HostOutcome, HostRequest, LookupAnswer};
 use super::ipc::IpcClient;
@@ -70,6 +70,9 @@ pub(super) struct OwnerSettings {
     pub max_parallel_kicks: u32,
     pub mail_servers: String,
     pub hasher: Arc<UsernameHash>,
+    /// `director_flush_socket`; empty = no flush.
+    pub flush_socket: String,
+    pub base_dir: std::path::PathBuf,
 }
 
 /// The state owner.
@@ -85,7 +88,10 @@ pub struct Owner {
     /// Moves, kicks, deferred admin commands and their timers.
     pub(super) moves: MoveTimers,
     /// Directors added with DIRECTOR-ADD (stand-alone: only listed).
-    pub(super) directors: Vec<(std::net::IpAddr, u16)>,
+    pub(super) directors: Vec<KnownDirector>,
+    /// Our own queue, for helper tasks (flushes) to report back; weak so it never keeps
+    /// the owner alive.
+    pub(super) self_tx: Option<mpsc::WeakSender<Event>>,
 }
 
 impl std::fmt::Debug for Owner {
@@ -119,7 +125,10 @@ impl Owner {
                 max_parallel_kicks: config.director.max_parallel_kicks,
                 mail_servers: config.director.mail_servers.clone(),
                 hasher: Arc::new(hasher),
+                flush_socket: config.director.flush_socket.clone(),
+                base_dir: config.base_dir.clone(),
             },
+            self_tx: None,
             ipc: None,
             delayed: VecDeque::new(),
             request_timer_ms: None,
@@ -131,6 +140,12 @@ impl Owner {
     /// Connects the owner to the ipc kick client.
     pub fn with_ipc(mut self, ipc: IpcClient) -> Self {
         self.ipc = Some(ipc);
+        self
+    }
+
+    /// Lets helper tasks the owner starts (flushes) report back through its own queue.
+    pub fn with_self_sender(mut self, tx: mpsc::WeakSender<Event>) -> Self {
+        self.self_tx = Some(tx);
         self
     }
 
@@ -166,12 +181,28 @@ impl Owner {
             Event::HostRequest(req) => self.host_request(req),
             Event::NotifyRefresh { hash, line } => {
                 let now = self.clock.now_secs();
+                self.warn_late_refresh(hash, &line, now);
                 let refreshed = self.dir.notify_refresh(hash, now);
                 debug!(user = %line, hash, tags = refreshed.len(), "notify refresh");
             }
             Event::Admin { request, reply } => self.admin(request, reply),
             Event::KickDone { token, result } => self.kick_done(token, result),
+            Event::FlushDone { key, success } => self.flush_done(key, success),
             Event::AdvanceClock(d) => self.clock.advance(d),
+        }
+    }
+
+    /// Dovecot's warning for a refresh of an entry older than `director_user_expire` (only
+    /// possible for entries kept alive by a move in progress).
+    fn warn_late_refresh(&mut self, hash: u32, line: &str, now: u64) {
+        let expire = u64::from(self.dir.user_expire_secs());
+        for tag in 0..self.dir.tags().len() as u32 {
+            if let Some(user) = self.dir.lookup(tag, hash, now) {
+                let diff = now.saturating_sub(user.timestamp);
+                if diff >= expire {
+                    warn!("notify: User {line} refreshed too late ({diff} secs)");
+                }
+            }
         }
     }
 
@@ -311,4 +342,13 @@ impl Owner {
         }
         self.fire_move_timers(now_ms);
     }
+}
+
+/// A director added with DIRECTOR-ADD (stand-alone: listed only, never connected to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct KnownDirector {
+    pub(super) ip: std::net::IpAddr,
+    pub(super) port: u16,
+    /// Marked by DIRECTOR-REMOVE; still listed with type `removed`, as Dovecot does.
+    pub(super) removed: bool,
 }
