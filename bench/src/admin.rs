@@ -6,7 +6,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// How long one admin read may block.
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
+const READ_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a whole `USER-LIST` may take.
+const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest reply accepted (1M users are about 35 MB).
 const MAX_REPLY: usize = 512 * 1024 * 1024;
 
@@ -74,6 +76,12 @@ pub fn user_list(socket: &Path) -> io::Result<UserList> {
             } else {
                 prev_lf = false;
             }
+        }
+        if t0.elapsed() > LIST_TIMEOUT {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("USER-LIST took more than {LIST_TIMEOUT:?}"),
+            ));
         }
         if bytes as usize > MAX_REPLY {
             return Err(io::Error::new(

@@ -39,6 +39,11 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::Relaxed)
 }
 
+/// Time since the program started.
+pub fn elapsed() -> std::time::Duration {
+    START.get_or_init(Instant::now).elapsed()
+}
+
 /// A progress line on stderr, with the seconds since start.
 pub fn progress(msg: &str) {
     let t = START.get_or_init(Instant::now).elapsed().as_secs_f64();

@@ -26,6 +26,9 @@ pub struct Plan {
     pub user_steps: Vec<u64>,
     /// Time limit for creating one step's users.
     pub fill_limit: Duration,
+    /// No user creation starts or goes on after this much time since program start, so
+    /// a slow director cannot stretch the whole run beyond it.
+    pub budget: Duration,
     /// `USER-LIST` runs per target.
     pub list_reps: usize,
 }
@@ -39,7 +42,8 @@ impl Plan {
             reps: 3,
             pool: 1000,
             user_steps: vec![100_000, 1_000_000],
-            fill_limit: Duration::from_secs(150),
+            fill_limit: Duration::from_secs(120),
+            budget: Duration::from_secs(480),
             list_reps: 3,
         }
     }
@@ -53,6 +57,7 @@ impl Plan {
             pool: 1000,
             user_steps: vec![100_000],
             fill_limit: Duration::from_secs(20),
+            budget: Duration::from_secs(45),
             list_reps: 2,
         }
     }
@@ -286,7 +291,7 @@ pub fn users(plan: &Plan, subjects: &Subjects, table: &mut Table) {
         .collect();
     // Baseline after the first users, so start-up allocations are not counted per user.
     for tr in &mut tracked {
-        if let Err(e) = fill(tr, BASE, plan.fill_limit) {
+        if let Err(e) = fill(tr, BASE, plan) {
             tr.target = Err(e);
             continue;
         }
@@ -313,7 +318,7 @@ pub fn users(plan: &Plan, subjects: &Subjects, table: &mut Table) {
                 .and_then(|t| t.cpu_ns().ok())
                 .unwrap_or(0);
             let from = tr.created;
-            let r = fill(tr, step, plan.fill_limit);
+            let r = fill(tr, step, plan);
             let elapsed = t0.elapsed().as_secs_f64();
             let t = match (&tr.target, &r) {
                 (Ok(t), Ok(())) => t,
@@ -398,6 +403,9 @@ fn user_list_times(plan: &Plan, tracked: &[Tracked], n: &str, table: &mut Table)
     let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     let mut errs: [Option<String>; 2] = [None, None];
     for rep in 0..plan.list_reps {
+        if rep > 0 && crate::elapsed() > plan.budget {
+            break; // one listing each is enough when time is short
+        }
         let order: [usize; 2] = if rep % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
             let Ok(t) = &tracked[i].target else { continue };
@@ -437,11 +445,19 @@ fn user_list_times(plan: &Plan, tracked: &[Tracked], n: &str, table: &mut Table)
 }
 
 /// Creates users by auth requests until `to` exist (or the time limit).
-fn fill(tr: &mut Tracked, to: u64, limit: Duration) -> Result<(), String> {
+fn fill(tr: &mut Tracked, to: u64, plan: &Plan) -> Result<(), String> {
     let t = tr.target.as_ref().map_err(Clone::clone)?;
     if tr.created >= to {
         return Ok(());
     }
+    let left = plan.budget.saturating_sub(crate::elapsed());
+    if left < Duration::from_secs(1) {
+        return Err(format!(
+            "skipped: run time budget of {:?} used up",
+            plan.budget
+        ));
+    }
+    let limit = plan.fill_limit.min(left);
     let l = Load {
         socket: t.login_socket(),
         conns: 4,
