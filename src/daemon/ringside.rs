@@ -33,7 +33,12 @@ pub struct RingSide {
 impl Owner {
     /// Applies one ring I/O event.
     pub(super) fn ring_io(&mut self, ev: RingIo) {
-        let listed_by_admin: Vec<IpAddr> = self.directors.iter().map(|d| d.0).collect();
+        let listed_by_admin: Vec<IpAddr> = self
+            .directors
+            .iter()
+            .filter(|d| !d.removed)
+            .map(|d| d.ip)
+            .collect();
         let Some(ring) = self.ring.as_mut() else {
             return;
         };
@@ -95,10 +100,16 @@ impl Owner {
     /// (IP, port), ourselves with the ring state. Connections without a known director
     /// come first (all of them, until the ring state machine identifies peers).
     pub(super) fn ring_director_list(&self, ring: &RingSide) -> AdminReply {
-        let mut all: Vec<(IpAddr, u16)> = ring.cfg.servers.clone();
+        let mut all: Vec<(IpAddr, u16, bool)> = ring
+            .cfg
+            .servers
+            .iter()
+            .map(|&(i, p)| (i, p, false))
+            .collect();
         for d in &self.directors {
-            if !all.contains(d) {
-                all.push(*d);
+            match all.iter_mut().find(|a| (a.0, a.1) == (d.ip, d.port)) {
+                Some(a) => a.2 = d.removed,
+                None => all.push((d.ip, d.port, d.removed)),
             }
         }
         all.sort();
@@ -124,12 +135,17 @@ impl Owner {
                 })));
             }
         }
-        for (ip, port) in all {
+        for (ip, port, removed) in all {
             let me = (ip, port) == ring.me;
+            let kind = match (me, removed) {
+                (true, _) => HostType::Local,
+                (false, true) => HostType::Removed,
+                (false, false) => HostType::Other,
+            };
             lines.push(Reply::Director(DirectorLine::Host(DirectorHost {
                 ip,
                 port,
-                kind: if me { HostType::Local } else { HostType::Other },
+                kind,
                 last_failed: 0,
                 local: me.then_some(LocalStatus {
                     ring: RingStatus::Handshaking,

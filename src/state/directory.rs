@@ -90,7 +90,10 @@ pub struct Directory {
 impl Directory {
     /// Build from the parsed `director_mail_servers` and `director_user_expire` (seconds).
     ///
-    /// A repeated IP is kept once (Dovecot would list it twice; both copies choose alike).
+    /// A repeated IP is kept once, with its first tag. Known divergence: a real 2.3.19.1
+    /// director given `10.0.0.1 10.0.0.1 10.0.0.2 10.0.0.2-10.0.0.2@t` lists four hosts in
+    /// HOST-LIST (both copies of each, the second `10.0.0.2` in tag `t`), and admin commands
+    /// by IP reach only one copy; new-user choices in the first tag are the same either way.
     pub fn new(specs: Vec<MailHostSpec>, user_expire_secs: u32) -> Self {
         let mut dir = Directory {
             hosts: HostTable::default(),
@@ -269,6 +272,9 @@ impl Directory {
 
     /// Dovecot's `user_directory_lookup()`: purge the tag, then the live entry for `hash`.
     pub fn lookup(&mut self, tag: TagId, hash: u32, now: u64) -> Option<User> {
+        if tag as usize >= self.tags.len() {
+            return None;
+        }
         self.purge_tag(tag, now);
         let user = self.tags[tag as usize].users.get(hash)?;
         if self.keeps(&user, now) {
@@ -387,38 +393,57 @@ impl Directory {
         refreshed
     }
 
-    /// Add an entry (absent before) with `timestamp` clamped to `now`.
-    pub fn add_user(&mut self, tag: TagId, hash: u32, host: HostId, timestamp: u64, now: u64) {
-        debug_assert_eq!(self.hosts.get(host).tag_id, tag);
-        self.tags[tag as usize]
-            .users
-            .insert(hash, host, timestamp.min(now));
+    /// Add an entry (absent before) with `timestamp` clamped to `now`. Refused (false) if
+    /// the entry exists or `host` is not a host of `tag`.
+    pub fn add_user(
+        &mut self,
+        tag: TagId,
+        hash: u32,
+        host: HostId,
+        timestamp: u64,
+        now: u64,
+    ) -> bool {
+        if !self.hosts.contains(host) || self.hosts.get(host).tag_id != tag {
+            return false;
+        }
+        let users = &mut self.tags[tag as usize].users;
+        if users.get(hash).is_some() {
+            return false;
+        }
+        users.insert(hash, host, timestamp.min(now));
         self.hosts.get_mut(host).user_count += 1;
+        true
     }
 
-    /// Point an existing entry at another host of the same tag.
-    pub fn set_user_host(&mut self, key: UserKey, host: HostId) {
-        let Some(user) = self.tags[key.tag as usize].users.get(key.hash) else {
-            return;
+    /// Point an existing entry at another host of the same tag; false if there is no such
+    /// entry or `host` is not in the entry's tag.
+    pub fn set_user_host(&mut self, key: UserKey, host: HostId) -> bool {
+        let Some(user) = self.user(key) else {
+            return false;
         };
-        debug_assert_eq!(self.hosts.get(host).tag_id, key.tag);
+        if !self.hosts.contains(host) || self.hosts.get(host).tag_id != key.tag {
+            return false;
+        }
         if user.host != host {
             self.hosts.get_mut(user.host).user_count -= 1;
             self.hosts.get_mut(host).user_count += 1;
             self.tags[key.tag as usize].users.set_host(key.hash, host);
         }
+        true
     }
 
     /// Set an entry's timestamp (clamped to `now`) and move it to the young end.
     pub fn refresh_user(&mut self, key: UserKey, timestamp: u64, now: u64) {
-        self.tags[key.tag as usize]
-            .users
-            .refresh(key.hash, timestamp.min(now));
+        if let Some(tag) = self.tags.get_mut(key.tag as usize) {
+            tag.users.refresh(key.hash, timestamp.min(now));
+        }
     }
 
     /// Set or clear an entry's weak flag (ring only).
     pub fn set_user_weak(&mut self, key: UserKey, weak: bool) {
-        self.tags[key.tag as usize].users.set_weak(key.hash, weak);
+        if let Some(tag) = self.tags.get_mut(key.tag as usize) {
+            tag.users.set_weak(key.hash, weak);
+        }
     }
 
     /// The entry for `key`, without expiry checks.

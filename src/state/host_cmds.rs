@@ -196,3 +196,122 @@ impl Directory {
         Ok(n)
     }
 }
+
+/// A host as a ring peer describes it (`HOST` line, `ring-protocol.md` §7.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteHost {
+    /// The host's address.
+    pub ip: IpAddr,
+    /// Its vhost count.
+    pub vhost_count: u32,
+    /// Its tag (`""` if the line had none).
+    pub tag: Tag,
+    /// `D` (true) or `U` in the up/down field; up if the field was absent.
+    pub down: bool,
+    /// The time after `U`/`D`; 0 if the field was absent.
+    pub last_updown_change: u64,
+    /// The hostname field, if non-empty.
+    pub hostname: Option<String>,
+}
+
+/// What applying a peer's `HOST` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RemoteHostOutcome {
+    /// Nothing differs: do not forward.
+    Unchanged,
+    /// Applied: forward the `HOST` (except to the sender, keeping its origin, unless
+    /// `warning` is set) and resync.
+    Changed {
+        /// The host was unknown and has been created.
+        created: bool,
+        /// The tag changed from this one (log `Host <ip> changed tag from '<old>' to
+        /// '<new>'`); the host's users in the old tag were forgotten.
+        tag_changed_from: Option<Tag>,
+        /// We had changed the host ourselves since the last sync: log this warning
+        /// (`Host <ip> is being updated before previous update had finished (...) - setting
+        /// to state=.. vhosts=..`), and re-originate the result with our own origin to
+        /// every peer, the sender included.
+        warning: Option<String>,
+    },
+}
+
+impl Directory {
+    /// Apply a `HOST` from a peer (handshake or ring form), `ring-protocol.md` §7.2. `in_ring`
+    /// (we have a left or right connection) marks a changed host desynced until the next
+    /// completed sync.
+    pub fn host_apply_remote(&mut self, h: RemoteHost, in_ring: bool) -> RemoteHostOutcome {
+        let mut down = h.down;
+        let mut vhost_count = h.vhost_count;
+        let mut last_updown_change = h.last_updown_change;
+        let mut created = false;
+        let mut tag_changed_from = None;
+        let mut warning = None;
+        let id = match self.hosts.find(h.ip) {
+            None => {
+                let tag_id = self.tag_get(&h.tag);
+                created = true;
+                self.hosts.insert(MailHost::new(
+                    h.ip,
+                    h.hostname.clone(),
+                    h.tag.clone(),
+                    tag_id,
+                ))
+            }
+            Some(id) => {
+                let host = self.hosts.get(id);
+                let mut update = host.vhost_count != vhost_count || host.down != down;
+                if host.tag != h.tag {
+                    tag_changed_from = Some(host.tag.clone());
+                    let _ = self.set_host_tag(h.ip, &h.tag);
+                    update = true;
+                }
+                let host = self.hosts.get(id);
+                if update && host.desynced {
+                    if host.down != down && host.last_updown_change > last_updown_change {
+                        // Our change is newer: keep it.
+                        down = host.down;
+                    }
+                    let mut what = Vec::new();
+                    if host.down != down {
+                        what.push(if host.down {
+                            "down -> up".to_owned()
+                        } else {
+                            "up -> down".to_owned()
+                        });
+                    }
+                    if host.vhost_count != vhost_count {
+                        what.push(format!("vhosts {} -> {}", host.vhost_count, vhost_count));
+                    }
+                    vhost_count = vhost_count.min(host.vhost_count);
+                    warning = Some(format!(
+                        "Host {} is being updated before previous update had finished ({}) - setting to state={} vhosts={}",
+                        director_parsers::ip::ip_to_string(&h.ip),
+                        what.join(", "),
+                        if down { "down" } else { "up" },
+                        vhost_count
+                    ));
+                }
+                if !update {
+                    return RemoteHostOutcome::Unchanged;
+                }
+                last_updown_change = last_updown_change.max(host.last_updown_change);
+                id
+            }
+        };
+        let host = self.hosts.get_mut(id);
+        if host.down != down {
+            host.down = down;
+            host.last_updown_change = last_updown_change;
+        }
+        host.vhost_count = vhost_count;
+        if in_ring {
+            host.desynced = true;
+        }
+        self.rebuild_rings();
+        RemoteHostOutcome::Changed {
+            created,
+            tag_changed_from,
+            warning,
+        }
+    }
+}

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 mod moves;
 mod proptests;
+mod remote;
 
 pub(super) fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -447,9 +448,12 @@ fn ring_tag_change_forgets_users_of_old_tag() {
 fn remote_timestamps_are_clamped_and_ordered() {
     let mut d = three_hosts(900);
     let h1 = d.hosts().find(ip("10.0.0.1")).unwrap();
-    d.add_user(0, 1, h1, 500, 1000);
-    d.add_user(0, 2, h1, 2000, 1000);
-    d.add_user(0, 3, h1, 300, 1000);
+    assert!(d.add_user(0, 1, h1, 500, 1000));
+    assert!(d.add_user(0, 2, h1, 2000, 1000));
+    assert!(d.add_user(0, 3, h1, 300, 1000));
+    assert!(!d.add_user(0, 3, h1, 300, 1000), "already there");
+    assert!(!d.add_user(1, 4, h1, 300, 1000), "no such tag");
+    assert!(d.lookup(7, 1, 1000).is_none(), "no such tag");
     assert_eq!(d.user(UserKey { tag: 0, hash: 2 }).unwrap().timestamp, 1000);
     let order: Vec<u32> = d.tags()[0].users.iter().map(|u| u.hash).collect();
     assert_eq!(order, [3, 1, 2]);

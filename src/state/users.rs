@@ -78,9 +78,10 @@ impl KillState {
 
 const KILL_MASK: u8 = 0b0000_0111;
 const WEAK: u8 = 0b0000_1000;
-/// The timestamp was bumped without moving the entry to the tail (a user move does this in
-/// Dovecot), so the entry may be younger than its successors.
-const BUMPED: u8 = 0b0001_0000;
+/// The entry may be out of timestamp order: a user move sets the timestamp without moving
+/// the entry, and a ring refresh may move an entry to the young end with an older timestamp
+/// (both as in Dovecot). Cleared by [`UserDirectory::sort`] and by a local refresh.
+const OUT_OF_ORDER: u8 = 0b0001_0000;
 
 /// A copy of one user entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,8 +96,8 @@ pub struct User {
     pub weak: bool,
     /// Move/kill in progress, if any (Dovecot: `kill_ctx != NULL`).
     pub kill: Option<KillState>,
-    /// The timestamp was set in place by a move (list position kept).
-    pub bumped: bool,
+    /// The entry may be out of timestamp order (see [`UserDirectory::sort`]).
+    pub out_of_order: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -155,7 +156,7 @@ impl UserDirectory {
             timestamp: u64::from(e.timestamp),
             weak: e.flags & WEAK != 0,
             kill: KillState::from_code(e.flags),
-            bumped: e.flags & BUMPED != 0,
+            out_of_order: e.flags & OUT_OF_ORDER != 0,
         }
     }
 
@@ -219,9 +220,10 @@ impl UserDirectory {
         }
     }
 
-    /// Add a user that is not present. Entries with a timestamp older than the tail (ring
-    /// handshakes) are placed after the last entry that is not younger, which is where
-    /// Dovecot's later stable re-sort would put them.
+    /// Add a user that is not present. An entry at least as young as the tail is appended
+    /// (Dovecot always appends); an older one (ring handshake) is placed after the last
+    /// in-order entry that is not younger, which is where Dovecot's re-sort at the end of
+    /// the handshake puts it.
     pub fn insert(&mut self, hash: u32, host: HostId, timestamp: u64) {
         debug_assert!(self.slot(hash).is_none());
         let timestamp = ts32(timestamp);
@@ -243,10 +245,17 @@ impl UserDirectory {
             (self.entries.len() - 1) as u32
         };
         let mut after = self.tail;
-        while after != NIL && self.entries[after as usize].timestamp > timestamp {
-            after = self.entries[after as usize].prev;
+        if after != NIL && self.entries[after as usize].timestamp > timestamp {
+            while after != NIL {
+                let e = &self.entries[after as usize];
+                if e.timestamp <= timestamp && e.flags & OUT_OF_ORDER == 0 {
+                    break;
+                }
+                after = e.prev;
+            }
         }
         self.link_after(slot, after);
+        self.mark_order(slot);
         let entries = &self.entries;
         self.index.insert(hash, slot, |s| entries[s as usize].hash);
     }
@@ -264,17 +273,34 @@ impl UserDirectory {
         Some(user)
     }
 
-    /// Set the timestamp and move the entry to the young end (Dovecot's refresh).
+    /// Flag `slot` out of order if an in-order predecessor is younger than it.
+    fn mark_order(&mut self, slot: u32) {
+        let ts = self.entries[slot as usize].timestamp;
+        let mut prev = self.entries[slot as usize].prev;
+        while prev != NIL && self.entries[prev as usize].flags & OUT_OF_ORDER != 0 {
+            prev = self.entries[prev as usize].prev;
+        }
+        let younger_before = prev != NIL && self.entries[prev as usize].timestamp > ts;
+        let e = &mut self.entries[slot as usize];
+        if younger_before {
+            e.flags |= OUT_OF_ORDER;
+        } else {
+            e.flags &= !OUT_OF_ORDER;
+        }
+    }
+
+    /// Set the timestamp and move the entry to the young end (Dovecot's refresh). Ring
+    /// refreshes may carry a timestamp older than the tail's; the entry then stays at the
+    /// young end out of order, as in Dovecot.
     pub fn refresh(&mut self, hash: u32, timestamp: u64) {
         let Some(slot) = self.slot(hash) else {
             return;
         };
         self.unlink(slot);
-        let e = &mut self.entries[slot as usize];
-        e.timestamp = ts32(timestamp);
-        e.flags &= !BUMPED;
+        self.entries[slot as usize].timestamp = ts32(timestamp);
         let tail = self.tail;
         self.link_after(slot, tail);
+        self.mark_order(slot);
     }
 
     /// Set the timestamp without moving the entry (what Dovecot's user move does).
@@ -282,7 +308,26 @@ impl UserDirectory {
         if let Some(slot) = self.slot(hash) {
             let e = &mut self.entries[slot as usize];
             e.timestamp = ts32(timestamp);
-            e.flags |= BUMPED;
+            e.flags |= OUT_OF_ORDER;
+        }
+    }
+
+    /// Stable-sort the entries by timestamp and clear every out-of-order flag (Dovecot's
+    /// `user_directory_sort()`, run when a ring handshake finishes).
+    pub fn sort(&mut self) {
+        let mut slots: Vec<u32> = Vec::with_capacity(self.len());
+        let mut slot = self.head;
+        while slot != NIL {
+            slots.push(slot);
+            slot = self.entries[slot as usize].next;
+        }
+        slots.sort_by_key(|&s| self.entries[s as usize].timestamp);
+        self.head = NIL;
+        self.tail = NIL;
+        for slot in slots {
+            self.entries[slot as usize].flags &= !OUT_OF_ORDER;
+            let tail = self.tail;
+            self.link_after(slot, tail);
         }
     }
 
@@ -313,8 +358,8 @@ impl UserDirectory {
         }
     }
 
-    /// Structural self-check: list, index and free list agree, and entries that were not
-    /// bumped in place are in timestamp order.
+    /// Structural self-check: list, index and free list agree, and entries not flagged out
+    /// of order are in timestamp order.
     pub fn check(&self) -> Result<(), String> {
         let mut count = 0usize;
         let mut prev = NIL;
@@ -331,7 +376,7 @@ impl UserDirectory {
             if self.slot(e.hash) != Some(slot) {
                 return Err(format!("user {} in list but not indexed here", e.hash));
             }
-            if e.flags & BUMPED == 0 {
+            if e.flags & OUT_OF_ORDER == 0 {
                 if e.timestamp < last_ts {
                     return Err(format!(
                         "user {} timestamp {} older than a predecessor ({last_ts})",
@@ -401,7 +446,7 @@ mod tests {
         assert_eq!(d.get(2).unwrap().timestamp, 120);
         d.check().unwrap();
         d.refresh(2, 130);
-        assert!(!d.get(2).unwrap().bumped);
+        assert!(!d.get(2).unwrap().out_of_order);
         assert_eq!(order(&d), [3, 1, 2]);
         d.check().unwrap();
     }
@@ -415,6 +460,34 @@ mod tests {
         d.insert(4, 0, 105);
         d.insert(5, 0, 50);
         assert_eq!(order(&d), [5, 1, 3, 2, 4]);
+        d.check().unwrap();
+    }
+
+    #[test]
+    fn old_refresh_stays_at_the_end_until_sorted() {
+        let mut d = UserDirectory::default();
+        d.insert(1, 0, 100);
+        d.insert(2, 0, 110);
+        d.insert(3, 0, 120);
+        // A ring USER with an older timestamp: young end, flagged, like Dovecot.
+        d.refresh(1, 105);
+        assert_eq!(order(&d), [2, 3, 1]);
+        assert!(d.get(1).unwrap().out_of_order);
+        d.check().unwrap();
+        // Not older than the tail: appended (Dovecot always appends), flagged.
+        d.insert(4, 0, 108);
+        assert_eq!(order(&d), [2, 3, 1, 4]);
+        assert!(d.get(4).unwrap().out_of_order);
+        // Older than the tail: placed among the in-order entries.
+        d.insert(5, 0, 90);
+        assert_eq!(order(&d), [5, 2, 3, 1, 4]);
+        assert!(!d.get(5).unwrap().out_of_order);
+        d.check().unwrap();
+        d.remove(5);
+        d.bump_in_place(2, 130);
+        d.sort();
+        assert_eq!(order(&d), [1, 4, 3, 2]);
+        assert!(d.iter().all(|u| !u.out_of_order));
         d.check().unwrap();
     }
 

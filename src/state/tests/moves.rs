@@ -269,3 +269,123 @@ fn purge_stops_at_a_live_head_like_real_director() {
     assert!(d.user_list(None, t0 + 16).is_empty());
     ok(&d);
 }
+
+/// `ring-protocol.md` §8.3 as seen by the director that started the move.
+#[test]
+fn ring_move_originator() {
+    let mut d = three_hosts(900);
+    let t = Tag::default();
+    d.request_host(&t, 5, 100);
+    let from = host_of(&mut d, 5, 100).unwrap();
+    let to = if from == ip("10.0.0.1") {
+        ip("10.0.0.2")
+    } else {
+        ip("10.0.0.1")
+    };
+    let UserMoveOutcome::Moved(m) = d.user_move(5, to, 101) else {
+        panic!("move did not start");
+    };
+    // USER-KILLED from the left before our own kick finished.
+    assert_eq!(
+        d.user_killed(5, true, false, 101),
+        [(m.key, UserKilledStep::NotifyReceived)]
+    );
+    assert_eq!(
+        d.user_killed(5, true, false, 101),
+        [(m.key, UserKilledStep::Ignored)]
+    );
+    // Kick done: we started it, so USER-KILLED goes to the right.
+    assert_eq!(
+        d.kill_finished_ring(m.key, false, true, false),
+        RingKillStep::SendUserKilled
+    );
+    assert_eq!(d.kill_state(m.key), Some(KillState::WaitingForEveryone));
+    // It came round the ring: everyone killed, then the kick delay.
+    assert_eq!(
+        d.user_killed(5, true, false, 102),
+        [(m.key, UserKilledStep::KilledEverywhere(AfterKill::Delay))]
+    );
+    assert_eq!(d.kill_state(m.key), Some(KillState::Delay));
+    // A late USER-KILLED during the delay: answer with USER-KILLED-EVERYWHERE.
+    assert_eq!(
+        d.user_killed(5, true, false, 103),
+        [(m.key, UserKilledStep::SendKilledEverywhere)]
+    );
+    assert!(d.move_delay_finished(m.key));
+    assert!(
+        d.user_killed(5, true, false, 104).is_empty(),
+        "not moving: not forwarded"
+    );
+    assert!(
+        d.user_killed(6, true, false, 104).is_empty(),
+        "unknown user: not forwarded"
+    );
+    ok(&d);
+}
+
+/// `ring-protocol.md` §8.3 as seen by another director of the ring.
+#[test]
+fn ring_move_follower() {
+    let mut d = three_hosts(900);
+    let t = Tag::default();
+    d.request_host(&t, 5, 100);
+    let from = host_of(&mut d, 5, 100).unwrap();
+    let to = if from == ip("10.0.0.1") {
+        ip("10.0.0.2")
+    } else {
+        ip("10.0.0.1")
+    };
+    // Ring USER-MOVE: not self-initiated.
+    let m = d.start_move(5, to, 101, false).unwrap();
+    assert_eq!((m.old_host, m.kick), (Some(from), true));
+    assert_eq!(
+        d.kill_finished_ring(m.key, false, true, true),
+        RingKillStep::WaitForNotify
+    );
+    // USER-KILLED from the left: pass it on to the right.
+    assert_eq!(
+        d.user_killed(5, true, true, 102),
+        [(
+            m.key,
+            UserKilledStep::Finished(RingKillStep::SendUserKilled)
+        )]
+    );
+    // USER-KILLED-EVERYWHERE: no flush here (only the initiator flushes), kick delay.
+    assert_eq!(
+        d.user_killed_everywhere(5, true, 103),
+        [(m.key, AfterKill::Delay)]
+    );
+    assert!(
+        d.user_killed_everywhere(5, true, 103).is_empty(),
+        "only once"
+    );
+    // Without a right neighbour the move goes on as when alone.
+    assert!(d.move_delay_finished(m.key));
+    let m = d.start_move(5, from, 104, true).unwrap();
+    assert!(matches!(
+        d.kill_finished_ring(m.key, false, false, true),
+        RingKillStep::Alone(AfterKill::Flush(_))
+    ));
+    ok(&d);
+}
+
+/// Observed on a stand-alone Dovecot 2.3.19.1 director (`director_user_expire = 10s`):
+/// `USER-MOVE 77 10.0.0.1` at t0 = 1795963329; `USER-LOOKUP 77` at t0+9.9 s gave
+/// `10.0.0.1\t1795963339\t10.0.0.3\t10.0.0.3`, at t0+10.05 s `\t0\t10.0.0.3\t10.0.0.3`.
+#[test]
+fn expiry_boundary_like_real_director() {
+    let mut d = three_hosts(10);
+    let t0 = 1_795_963_329;
+    let t = Tag::default();
+    let UserMoveOutcome::Moved(m) = d.user_move(77, ip("10.0.0.1"), t0) else {
+        panic!("move did not start");
+    };
+    d.kill_finished(m.key, false);
+    d.move_delay_finished(m.key);
+    let hashed = Some(ip("10.0.0.3"));
+    assert_eq!(
+        d.user_lookup(77, &t, t0 + 9),
+        (Some((ip("10.0.0.1"), 1_795_963_339)), hashed, hashed)
+    );
+    assert_eq!(d.user_lookup(77, &t, t0 + 10), (None, hashed, hashed));
+}
