@@ -21,6 +21,7 @@ pub mod proxy;
 pub mod reply;
 pub mod ringnet;
 mod ringside;
+mod ringsync;
 pub mod sd_notify;
 
 use std::io;
@@ -172,6 +173,7 @@ pub async fn start(config: Config) -> io::Result<RunningDaemon> {
             cfg: rc.clone(),
             me,
             net,
+            sync: ringsync::SyncState::default(),
         });
         let span = tracing::info_span!("listener", name = "ring");
         tracker.spawn(

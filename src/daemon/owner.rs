@@ -59,6 +59,8 @@ struct Delayed {
     hash: u32,
     username: String,
     queued_ms: u64,
+    /// The ring's reason at the last attempt (ring directors only).
+    ring_reason: Option<&'static str>,
     reply: oneshot::Sender<HostOutcome>,
 }
 
@@ -198,6 +200,10 @@ impl Owner {
             Event::KickDone { token, result } => self.kick_done(token, result),
             Event::FlushDone { key, success } => self.flush_done(key, success),
             Event::Ring(io) => self.ring_io(io),
+            Event::RingState { handshaked, synced } => {
+                let hosts_hash = self.dir.hosts_hash();
+                self.ring_state_changed(handshaked, synced, hosts_hash);
+            }
             Event::AdvanceClock(d) => self.clock.advance(d),
         }
     }
@@ -224,7 +230,12 @@ impl Owner {
             reply,
         } = req;
         let tag = Tag::from(tag);
-        match self.try_request(&tag, hash) {
+        let ring_reason = self.ring_gate(&tag, hash);
+        let now_outcome = match ring_reason {
+            Some(_) => None,
+            None => self.try_request(&tag, hash),
+        };
+        match now_outcome {
             Some(outcome) => {
                 let _ = reply.send(LookupAnswer::Done(outcome));
             }
@@ -237,6 +248,7 @@ impl Owner {
                     hash,
                     username,
                     queued_ms: now_ms,
+                    ring_reason,
                     reply: tx,
                 });
                 if self.request_timer_ms.is_none() {
@@ -262,7 +274,12 @@ impl Owner {
     /// available), in queue order.
     pub(super) fn retry_delayed(&mut self) {
         let queued = std::mem::take(&mut self.delayed);
-        for d in queued {
+        for mut d in queued {
+            d.ring_reason = self.ring_gate(&d.tag, d.hash);
+            if d.ring_reason.is_some() {
+                self.delayed.push_back(d);
+                continue;
+            }
             match self.try_request(&d.tag, d.hash) {
                 Some(outcome) => {
                     // The client may be gone; the user entry is created/refreshed anyway.
@@ -304,13 +321,14 @@ impl Owner {
             .dir
             .tag_id(&d.tag)
             .and_then(|t| self.dir.lookup(t, d.hash, now));
-        let reason = match &user {
-            Some(u) if u.kill.is_some() => "kill waiting",
+        let reason = match (&user, d.ring_reason) {
+            (_, Some(ring)) => ring,
+            (Some(u), None) if u.kill.is_some() => "kill waiting",
             _ => "no hosts",
         };
         let mut s = format!(
-            "Timeout because {reason} - queued for {queued_secs} secs (Ring synced for {} secs",
-            now.saturating_sub(self.started_secs)
+            "Timeout because {reason} - queued for {queued_secs} secs ({}",
+            self.ring_state_text(now)
         );
         if let Some(u) = &user {
             if u.weak {
@@ -334,10 +352,15 @@ impl Owner {
             .dir
             .next_expiry(self.clock.now_secs())
             .map(|s| s * 1000);
-        [self.request_timer_ms, expiry, self.moves.next_deadline_ms()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.request_timer_ms,
+            expiry,
+            self.moves.next_deadline_ms(),
+            self.ring_warning_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Runs every timer whose deadline has passed.
@@ -351,6 +374,7 @@ impl Owner {
             self.dir.purge_expired(now);
         }
         self.fire_move_timers(now_ms);
+        self.fire_ring_warning(now_ms);
     }
 }
 

@@ -28,6 +28,8 @@ pub struct RingSide {
     pub me: (IpAddr, u16),
     /// The connections.
     pub net: RingNet,
+    /// Handshaked/synced, as far as requests and admin commands care.
+    pub sync: super::ringsync::SyncState,
 }
 
 impl Owner {
@@ -148,7 +150,7 @@ impl Owner {
                 kind,
                 last_failed: 0,
                 local: me.then_some(LocalStatus {
-                    ring: RingStatus::Handshaking,
+                    ring: ring_status(&ring.sync, self.clock.now_secs()),
                     last_sync_ms: 0,
                 }),
             })));
@@ -159,5 +161,18 @@ impl Owner {
             l.encode(&mut out);
         }
         AdminReply::Bytes(out)
+    }
+}
+
+/// The self line's ring state (`doveadm_director_append_status()`).
+fn ring_status(sync: &super::ringsync::SyncState, now: u64) -> RingStatus {
+    if !sync.handshaked {
+        RingStatus::Handshaking
+    } else if sync.synced {
+        RingStatus::Synced
+    } else {
+        RingStatus::Syncing {
+            secs_ago: now.saturating_sub(sync.last_sync_secs) as i32,
+        }
     }
 }

@@ -1,0 +1,143 @@
+//! What the state owner does while a ring director's ring is not handshaked or not synced
+//! (`auth-proxy.md` §5, `ring-protocol.md` §6.6): host requests wait, with Dovecot's warnings
+//! after 2 s and its "continuing delayed requests" lines when the ring comes back.
+//!
+//! Mirrors `director_request_continue_real()` / `ring_log_delayed_warning()` of Dovecot's
+//! `src/director/director-request.c` and `director_set_ring_handshaked()` /
+//! `director_set_ring_synced()` / `director_set_ring_unsynced()` of `director.c`. The ring
+//! state itself comes from the ring state machine; a stand-alone director has no
+//! [`SyncState`] and never waits.
+
+use tracing::warn;
+
+use super::owner::Owner;
+use crate::state::Tag;
+
+/// Dovecot's `RING_NOCONN_WARNING_DELAY_MSECS`.
+pub const RING_NOCONN_WARNING_DELAY_MS: u64 = 2000;
+
+/// Why a request waits for the ring (Dovecot's `delay_reason_strings`).
+pub const NOT_HANDSHAKED: &str = "ring not handshaked";
+/// See [`NOT_HANDSHAKED`].
+pub const NOT_SYNCED: &str = "ring not synced";
+
+/// The ring's handshake/sync state as the owner needs it.
+#[derive(Debug, Default)]
+pub struct SyncState {
+    /// The first ring sync completed (or we found ourselves alone).
+    pub handshaked: bool,
+    /// The ring is synced now.
+    pub synced: bool,
+    /// Unix seconds of the last change between synced and unsynced; 0 = never synced.
+    pub last_sync_secs: u64,
+    /// Pending 2 s warning (clock ms).
+    warning_at_ms: Option<u64>,
+    /// The warning was logged since the ring last became synced.
+    warning_sent: bool,
+}
+
+impl Owner {
+    /// The ring's reason to delay a request for (tag, hash) now, if any. Arms the 2 s warning.
+    pub(super) fn ring_gate(&mut self, tag: &Tag, hash: u32) -> Option<&'static str> {
+        let now_ms = self.clock.now_ms();
+        let live_user = {
+            let now = now_ms / 1000;
+            self.dir
+                .tag_id(tag)
+                .and_then(|t| self.dir.lookup(t, hash, now))
+                .is_some()
+        };
+        let sync = &mut self.ring.as_mut()?.sync;
+        let reason = if !sync.handshaked {
+            NOT_HANDSHAKED
+        } else if !sync.synced && !live_user {
+            NOT_SYNCED
+        } else {
+            return None;
+        };
+        if !sync.warning_sent && sync.warning_at_ms.is_none() {
+            sync.warning_at_ms = Some(now_ms + RING_NOCONN_WARNING_DELAY_MS);
+        }
+        Some(reason)
+    }
+
+    /// The ring's handshaked/synced state changed. `hosts_hash` is logged when delayed
+    /// requests continue. Becoming synced retries the delayed requests.
+    pub(super) fn ring_state_changed(&mut self, handshaked: bool, synced: bool, hosts_hash: u32) {
+        let now = self.clock.now_secs();
+        let Some(ring) = self.ring.as_mut() else {
+            return;
+        };
+        let sync = &mut ring.sync;
+        let mut retry = false;
+        if handshaked && !sync.handshaked {
+            sync.warning_at_ms = None;
+            if sync.warning_sent {
+                warn!("Directors have been connected, continuing delayed requests");
+                sync.warning_sent = false;
+            }
+            sync.handshaked = true;
+        }
+        if synced && !sync.synced {
+            sync.warning_at_ms = None;
+            if sync.warning_sent {
+                warn!(
+                    "Ring is synced, continuing delayed requests \
+                     (syncing took {} secs, hosts_hash={hosts_hash})",
+                    now.saturating_sub(sync.last_sync_secs) as i64
+                );
+                sync.warning_sent = false;
+            }
+            sync.synced = true;
+            sync.last_sync_secs = now;
+            retry = true;
+        } else if !synced && sync.synced {
+            sync.synced = false;
+            sync.last_sync_secs = now;
+        }
+        if retry {
+            self.retry_delayed();
+        }
+    }
+
+    /// Deadline of the 2 s warning, if armed.
+    pub(super) fn ring_warning_deadline(&self) -> Option<u64> {
+        self.ring.as_ref()?.sync.warning_at_ms
+    }
+
+    /// Logs the delayed-requests warning once its 2 s have passed.
+    pub(super) fn fire_ring_warning(&mut self, now_ms: u64) {
+        let Some(ring) = self.ring.as_mut() else {
+            return;
+        };
+        let sync = &mut ring.sync;
+        if sync.warning_at_ms.is_some_and(|t| t <= now_ms) {
+            sync.warning_at_ms = None;
+            sync.warning_sent = true;
+            if !sync.handshaked {
+                warn!("Delaying all requests until all directors have connected");
+            } else {
+                warn!("Delaying new user requests until ring is synced");
+            }
+        }
+    }
+
+    /// The ring part of a request timeout message (`auth-proxy.md` §6.2).
+    pub(super) fn ring_state_text(&self, now: u64) -> String {
+        match &self.ring {
+            None => format!(
+                "Ring synced for {} secs",
+                now.saturating_sub(self.started_secs)
+            ),
+            Some(r) if r.sync.last_sync_secs == 0 => "Ring has never been synced".to_string(),
+            Some(r) => {
+                let secs = now.saturating_sub(r.sync.last_sync_secs);
+                if r.sync.synced {
+                    format!("Ring synced for {secs} secs")
+                } else {
+                    format!("Ring not synced for {secs} secs")
+                }
+            }
+        }
+    }
+}
