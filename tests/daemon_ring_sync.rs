@@ -239,3 +239,55 @@ fn requests_wait_for_the_ring_and_continue_when_it_syncs() {
         show(b"OK\t4\tuser=bob\tproxy\tproxy_refresh=450\thost=10.0.0.2\n")
     );
 }
+
+/// `U` or `D` of 10.0.0.1 in HOST-LIST.
+fn state_of_first_host(a: &mut Admin) -> String {
+    let list = a.list("HOST-LIST");
+    let line = list.lines().find(|l| l.starts_with("10.0.0.1\t")).unwrap();
+    line.split('\t').nth(4).unwrap().to_string()
+}
+
+#[test]
+fn admin_changes_wait_for_the_ring_sync() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let d = InProc::start(&format!(
+        "[director]\nmail_servers = \"10.0.0.1-10.0.0.3\"\nlisten = \"127.0.0.1:{port}\"\n\
+         servers = \"127.0.0.1 127.0.0.9\"\n"
+    ));
+    let mut a = Admin::connect(&d.base.join("director-admin"));
+    let mut waiting = Admin::connect(&d.base.join("director-admin"));
+
+    // Reads are immediate; a PRE-SYNC command is parked whole, not executed.
+    assert_eq!(state_of_first_host(&mut a), "U");
+    waiting.s.write_all(b"HOST-DOWN\t10.0.0.1\n").unwrap();
+    assert!(silent(&mut waiting.s));
+    assert_eq!(state_of_first_host(&mut a), "U");
+    // 30 s later: the wait times out and the connection reads commands again.
+    d.advance(&mut a, 29);
+    assert!(silent(&mut waiting.s));
+    d.advance(&mut a, 1);
+    assert_eq!(
+        show(&read_lines(&mut waiting.s, 1)),
+        show(b"Ring sync timed out\n")
+    );
+    assert_eq!(state_of_first_host(&mut a), "U");
+
+    // Parked again, then run when the ring syncs.
+    waiting.s.write_all(b"HOST-DOWN\t10.0.0.1\n").unwrap();
+    assert!(silent(&mut waiting.s));
+    d.event(
+        &mut a,
+        Event::RingState {
+            handshaked: true,
+            synced: true,
+        },
+    );
+    assert_eq!(show(&read_lines(&mut waiting.s, 1)), show(b"OK\n"));
+    assert_eq!(state_of_first_host(&mut a), "D");
+    // Synced: immediate.
+    assert_eq!(waiting.line("HOST-UP\t10.0.0.1"), "OK\n");
+}

@@ -1,9 +1,9 @@
-//! The 17 doveadm commands as a stand-alone director executes them (`admin-protocol.md` §6).
+//! The 17 doveadm commands (`admin-protocol.md` §6).
 //! Mirrors the command handlers of Dovecot's `src/director/doveadm-connection.c`.
 //!
 //! Runs inside the state owner. Replies are encoded with the parsers crate's reply types, so
-//! the bytes are exactly Dovecot's. A stand-alone director is always ring-synced, so every
-//! PRE-SYNC/POST-SYNC wait of §4 completes at once.
+//! the bytes are exactly Dovecot's. The PRE-SYNC/POST-SYNC waits of §4 live in `ringsync.rs`;
+//! a stand-alone director is always ring-synced, so they complete at once.
 
 use std::net::IpAddr;
 
@@ -28,6 +28,12 @@ impl Owner {
     /// Executes one admin command; the reply goes to `reply` now or later (deferred kicks,
     /// HOST-RESET-USERS).
     pub(super) fn admin(&mut self, request: Request, reply: oneshot::Sender<AdminReply>) {
+        // A ring director runs state changes only on a synced ring (admin-protocol.md §4).
+        let Some((request, reply)) = self.ring_pre_sync(request, reply) else {
+            return;
+        };
+        // Set by changes whose OK waits for the next ring sync.
+        let mut post_sync = false;
         let now = self.clock.now_secs();
         let out = match request {
             Request::HostList => self.host_list(),
@@ -54,6 +60,7 @@ impl Owner {
                 match outcome {
                     HostSetOutcome::Ok => {
                         self.retry_delayed();
+                        post_sync = true;
                         status(Status::Ok)
                     }
                     HostSetOutcome::NotFound => status(Status::NotFound),
@@ -67,6 +74,7 @@ impl Owner {
                 match self.dir.host_set_down(ip, down, now) {
                     UpDownOutcome::Ok => {
                         self.retry_delayed();
+                        post_sync = true;
                         status(Status::Ok)
                     }
                     UpDownOutcome::Unchanged => status(Status::Ok),
@@ -77,12 +85,14 @@ impl Owner {
             Request::HostRemove { ip } => match self.dir.host_remove(ip) {
                 Ok(_) => {
                     self.retry_delayed();
+                    post_sync = true;
                     status(Status::Ok)
                 }
                 Err(_) => status(Status::NotFound),
             },
             Request::HostFlush { ip } => match self.dir.host_flush(ip) {
                 Ok(n) => {
+                    post_sync = ip.is_some();
                     if ip.is_none() {
                         warn!(
                             "Flushed all backend hosts with {n} users. This is an unsafe \
@@ -191,6 +201,7 @@ impl Owner {
                             );
                         }
                         d.removed = true;
+                        post_sync = true;
                         status(Status::Ok)
                     }
                     // Ourselves: found, but a stand-alone director cannot leave its ring.
@@ -199,7 +210,11 @@ impl Owner {
                 }
             }
         };
-        let _ = reply.send(out);
+        if post_sync {
+            self.ring_post_sync(out, reply);
+        } else {
+            let _ = reply.send(out);
+        }
     }
 
     fn is_self(&self, ip: IpAddr, port: u16) -> bool {

@@ -8,10 +8,52 @@
 //! state itself comes from the ring state machine; a stand-alone director has no
 //! [`SyncState`] and never waits.
 
+use director_parsers::admin::Request;
+use tokio::sync::oneshot;
 use tracing::warn;
 
+use super::events::AdminReply;
 use super::owner::Owner;
 use crate::state::Tag;
+
+/// How long an admin command waits for the ring to sync (`admin-protocol.md` §4).
+pub const ADMIN_SYNC_TIMEOUT_MS: u64 = 30_000;
+
+/// The reply to a command whose sync wait timed out.
+pub const SYNC_TIMED_OUT: &[u8] = b"Ring sync timed out\n";
+
+/// What an admin command waits for the ring sync with.
+#[derive(Debug)]
+enum SyncWait {
+    /// PRE-SYNC: the whole command, not executed yet.
+    Pre(Request),
+    /// POST-SYNC: the command was applied; this reply goes out once synced.
+    Post(Vec<u8>),
+}
+
+/// An admin command parked until the ring syncs (one per connection: a connection does not
+/// read while a command is outstanding).
+#[derive(Debug)]
+struct Parked {
+    wait: SyncWait,
+    reply: oneshot::Sender<AdminReply>,
+    deadline_ms: u64,
+}
+
+/// Dovecot's PRE-SYNC flag: commands that are run only on a synced ring.
+fn is_pre_sync(r: &Request) -> bool {
+    matches!(
+        r,
+        Request::DirectorAdd { .. }
+            | Request::DirectorRemove { .. }
+            | Request::HostSet { .. }
+            | Request::HostUpdate { .. }
+            | Request::HostUp { .. }
+            | Request::HostDown { .. }
+            | Request::HostRemove { .. }
+            | Request::HostFlush { .. }
+    )
+}
 
 /// Dovecot's `RING_NOCONN_WARNING_DELAY_MSECS`.
 pub const RING_NOCONN_WARNING_DELAY_MS: u64 = 2000;
@@ -34,6 +76,8 @@ pub struct SyncState {
     warning_at_ms: Option<u64>,
     /// The warning was logged since the ring last became synced.
     warning_sent: bool,
+    /// Admin commands waiting for the ring to sync.
+    parked: Vec<Parked>,
 }
 
 impl Owner {
@@ -97,12 +141,65 @@ impl Owner {
         }
         if retry {
             self.retry_delayed();
+            let parked = self
+                .ring
+                .as_mut()
+                .map(|r| std::mem::take(&mut r.sync.parked))
+                .unwrap_or_default();
+            for p in parked {
+                match p.wait {
+                    SyncWait::Pre(request) => self.admin(request, p.reply),
+                    SyncWait::Post(bytes) => {
+                        let _ = p.reply.send(AdminReply::Bytes(bytes));
+                    }
+                }
+            }
         }
     }
 
-    /// Deadline of the 2 s warning, if armed.
+    /// PRE-SYNC: parks the command while the ring is not synced; otherwise hands it back.
+    pub(super) fn ring_pre_sync(
+        &mut self,
+        request: Request,
+        reply: oneshot::Sender<AdminReply>,
+    ) -> Option<(Request, oneshot::Sender<AdminReply>)> {
+        let now_ms = self.clock.now_ms();
+        match self.ring.as_mut() {
+            Some(ring) if !ring.sync.synced && is_pre_sync(&request) => {
+                ring.sync.parked.push(Parked {
+                    wait: SyncWait::Pre(request),
+                    reply,
+                    deadline_ms: now_ms + ADMIN_SYNC_TIMEOUT_MS,
+                });
+                None
+            }
+            _ => Some((request, reply)),
+        }
+    }
+
+    /// POST-SYNC: sends `out` now if the ring is synced, else when it next syncs.
+    pub(super) fn ring_post_sync(&mut self, out: AdminReply, reply: oneshot::Sender<AdminReply>) {
+        let now_ms = self.clock.now_ms();
+        match self.ring.as_mut() {
+            Some(ring) if !ring.sync.synced => {
+                let AdminReply::Bytes(bytes) = out;
+                ring.sync.parked.push(Parked {
+                    wait: SyncWait::Post(bytes),
+                    reply,
+                    deadline_ms: now_ms + ADMIN_SYNC_TIMEOUT_MS,
+                });
+            }
+            _ => {
+                let _ = reply.send(out);
+            }
+        }
+    }
+
+    /// The next ring-sync deadline: the 2 s warning or a parked admin command's 30 s.
     pub(super) fn ring_warning_deadline(&self) -> Option<u64> {
-        self.ring.as_ref()?.sync.warning_at_ms
+        let sync = &self.ring.as_ref()?.sync;
+        let parked = sync.parked.iter().map(|p| p.deadline_ms).min();
+        [sync.warning_at_ms, parked].into_iter().flatten().min()
     }
 
     /// Logs the delayed-requests warning once its 2 s have passed.
@@ -111,6 +208,14 @@ impl Owner {
             return;
         };
         let sync = &mut ring.sync;
+        let (expired, waiting): (Vec<Parked>, Vec<Parked>) = std::mem::take(&mut sync.parked)
+            .into_iter()
+            .partition(|p| p.deadline_ms <= now_ms);
+        sync.parked = waiting;
+        for p in expired {
+            // The parked command is dropped (a POST-SYNC change stays applied).
+            let _ = p.reply.send(AdminReply::Bytes(SYNC_TIMED_OUT.to_vec()));
+        }
         if sync.warning_at_ms.is_some_and(|t| t <= now_ms) {
             sync.warning_at_ms = None;
             sync.warning_sent = true;
