@@ -3,12 +3,15 @@
 //! `directord` (ours), side by side, same backends, same settings.
 //!
 //! Per proxy, with `director_flush_socket = unix:flush-capture` served by the test
-//! ([`FlushCapture`], answering `+`):
+//! ([`FlushCapture`], answering `+` in one test and `-` in the other):
 //! 1. `doveadm director move mover <other backend>`: mover's session closes (the proxy logs
 //!    `Kicked via director`, i.e. ipc `KICK-DIRECTOR-HASH`), sessions of other users on the
 //!    same backend stay open, the flush socket gets one request, the next login reaches the
 //!    new backend and `status mover` shows it;
 //! 2. our `directorctl move mover <first backend>`: the same, back.
+//!
+//! A login of mover started right after the move waits for the move to end: not at all when
+//! the flush answered `+`, the kick delay (3 s) when it answered `-`.
 //!
 //! The flush requests must be byte for byte what the real director sends, which in turn
 //! must be `VERSION\tscript\t4\t0\n-\nFLUSH\n<hash>\n<old ip>\n<new ip>\nup\n100\n\n`
@@ -31,6 +34,8 @@ const KICK_WAIT: Duration = Duration::from_secs(3);
 const MOVER: &str = "mover";
 /// Other users; those on mover's backend must not be disconnected.
 const OTHERS: usize = 10;
+/// `director_user_kick_delay`: how long a move lasts when the flush does not succeed.
+const KICK_DELAY_SECS: u64 = 3;
 /// Where the flush program listens, relative to `base_dir`.
 const FLUSH_SOCKET: &str = "flush-capture";
 
@@ -44,6 +49,8 @@ struct MoveResult {
     closed: Vec<String>,
     /// The backend the next login of mover reached.
     next_login: String,
+    /// Whether that login waited (at least half) the kick delay.
+    login_waited: bool,
     /// `Current:` of `doveadm director status mover`.
     current: String,
 }
@@ -104,6 +111,10 @@ fn one_move(
     let out = run();
     let mut watchers = vec![held.spawn_watch(KICK_WAIT)];
     watchers.extend(others.drain(..).map(|s| s.spawn_watch(KICK_WAIT)));
+    // At once, while the move is still running: the login waits for the move to end.
+    let started = Instant::now();
+    let next = HeldSession::open(proxy.ip(), MOVER, PASSWORD);
+    let waited = started.elapsed();
     let mut closed = Vec::new();
     for w in watchers {
         match w.join() {
@@ -115,16 +126,13 @@ fn one_move(
         }
     }
     closed.sort();
-    let started = Instant::now();
-    let next = HeldSession::open(proxy.ip(), MOVER, PASSWORD);
     let next_login = match &next {
         Ok(s) => s.backend.clone(),
         Err(e) => format!("(login failed: {e})"),
     };
     println!(
-        "{}: {label}: next login of {MOVER} took {:?}",
+        "{}: {label}: next login of {MOVER} took {waited:?}",
         proxy.kind.label(),
-        started.elapsed()
     );
     let current = name_of(backends, &current_of(&proxy.doveadm(&["status", MOVER])));
     let result = MoveResult {
@@ -133,13 +141,18 @@ fn one_move(
         output: text(&out),
         closed,
         next_login,
+        login_waited: waited >= Duration::from_secs(KICK_DELAY_SECS) / 2,
         current,
     };
     (result, next.ok())
 }
 
-fn scenario(proxy: &TunedProxy, backends: &[Backend]) -> Result<Run, String> {
-    let capture = FlushCapture::start(&proxy.path(FLUSH_SOCKET), b"+\n")
+fn scenario(
+    proxy: &TunedProxy,
+    backends: &[Backend],
+    flush_reply: &'static [u8],
+) -> Result<Run, String> {
+    let capture = FlushCapture::start(&proxy.path(FLUSH_SOCKET), flush_reply)
         .map_err(|e| format!("flush capture: {e}"))?;
     let mover = HeldSession::open(proxy.ip(), MOVER, PASSWORD).map_err(|e| e.to_string())?;
     let mut others = Vec::new();
@@ -192,7 +205,18 @@ fn scenario(proxy: &TunedProxy, backends: &[Backend]) -> Result<Run, String> {
 }
 
 #[test]
-fn moves_disconnect_the_user_and_the_next_login_lands_on_the_new_backend() {
+fn moves_disconnect_the_user_and_a_flush_success_ends_the_move_at_once() {
+    check(b"+\n", false);
+}
+
+#[test]
+fn moves_disconnect_the_user_and_a_flush_failure_delays_the_next_login() {
+    check(b"-\n", true);
+}
+
+/// The scenario with the flush program answering `flush_reply`; the next login waits the
+/// kick delay exactly when `login_waits` (`user-directory.md` §7.1 steps 6-7).
+fn check(flush_reply: &'static [u8], login_waits: bool) {
     let Some(dovecot) = require_dovecot() else {
         return;
     };
@@ -203,6 +227,7 @@ fn moves_disconnect_the_user_and_the_next_login_lands_on_the_new_backend() {
     let backends = start_backends(&dovecot, 2).expect("start backends");
     let tuning = Tuning {
         flush_socket: Some(format!("unix:{FLUSH_SOCKET}")),
+        kick_delay_secs: KICK_DELAY_SECS,
         ..Tuning::default()
     };
     let reference = TunedProxy::start(&dovecot, ProxyKind::Reference, &backends, &tuning)
@@ -210,8 +235,8 @@ fn moves_disconnect_the_user_and_the_next_login_lands_on_the_new_backend() {
     let ours = TunedProxy::start(&dovecot, ProxyKind::Ours, &backends, &tuning)
         .expect("start our proxy (directord)");
     let (want, got) = std::thread::scope(|s| {
-        let ours_run = s.spawn(|| scenario(&ours, &backends));
-        let reference_run = scenario(&reference, &backends);
+        let ours_run = s.spawn(|| scenario(&ours, &backends, flush_reply));
+        let reference_run = scenario(&reference, &backends, flush_reply);
         (
             reference_run,
             ours_run.join().expect("our scenario panicked"),
@@ -226,8 +251,8 @@ fn moves_disconnect_the_user_and_the_next_login_lands_on_the_new_backend() {
                 );
                 for m in &r.moves {
                     println!(
-                        "{label}: {:<17} exit {:?}, {} session(s) closed {:?}, next login on {}, status Current {}",
-                        m.command, m.exit, m.closed.len(), m.closed, m.next_login, m.current
+                        "{label}: {:<17} exit {:?}, {} session(s) closed {:?}, next login on {} (waited the kick delay: {}), status Current {}",
+                        m.command, m.exit, m.closed.len(), m.closed, m.next_login, m.login_waited, m.current
                     );
                 }
                 for f in &r.flush_requests {
@@ -254,6 +279,7 @@ fn moves_disconnect_the_user_and_the_next_login_lands_on_the_new_backend() {
         assert_eq!(m.exit, Some(0), "reference {m:?}");
         assert_eq!(m.closed, [MOVER], "reference {m:?}");
         assert_eq!((&m.next_login, &m.current), (land, land), "reference {m:?}");
+        assert_eq!(m.login_waited, login_waits, "reference {m:?}");
     }
     assert!(want.bystanders_alive, "reference: a bystander was closed");
     assert_eq!(
