@@ -281,3 +281,129 @@ fn flush_moves_a_down_hosts_users_in_bounded_waves_and_flush_f_only_forgets() {
         ours.logs()
     );
 }
+
+/// What `flush H` did with every host down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NoHostRun {
+    on_flushed: Vec<String>,
+    commands: Vec<(String, Option<i32>, String)>,
+    closed: Vec<String>,
+    /// `map` rows of the flushed host before/after, and of the other host after.
+    maps: (usize, usize, usize),
+    moved_log: Vec<(String, String, String)>,
+}
+
+fn no_host_scenario(proxy: &TunedProxy, backends: &[Backend]) -> Result<NoHostRun, String> {
+    let users: Vec<String> = (1..=8).map(|i| format!("nohost{i:02}")).collect();
+    let users_file = proxy.instance.root().join("users.txt");
+    std::fs::write(&users_file, users.join("\n") + "\n").map_err(|e| e.to_string())?;
+    let users_file = users_file.display().to_string();
+    let mut sessions = Vec::new();
+    for u in &users {
+        sessions.push(HeldSession::open(proxy.ip(), u, PASSWORD).map_err(|e| e.to_string())?);
+    }
+    let count = |b: &Backend| sessions.iter().filter(|s| s.backend == b.name).count();
+    let (flushed, other) = if count(&backends[0]) >= count(&backends[1]) {
+        (&backends[0], &backends[1])
+    } else {
+        (&backends[1], &backends[0])
+    };
+    let (h_ip, g_ip) = (flushed.ip().to_string(), other.ip().to_string());
+    let on_flushed: Vec<String> = sessions
+        .iter()
+        .filter(|s| s.backend == flushed.name)
+        .map(|s| s.user.clone())
+        .collect();
+    let before = map_rows(proxy, &users_file, &h_ip);
+    let mut commands = Vec::new();
+    for (label, args) in [
+        ("down H", vec!["down", h_ip.as_str()]),
+        ("down G", vec!["down", g_ip.as_str()]),
+        ("flush H", vec!["flush", h_ip.as_str()]),
+    ] {
+        let out = proxy.doveadm(&args);
+        commands.push((label.to_string(), out.status.code(), text(&out)));
+    }
+    let watchers: Vec<_> = sessions
+        .drain(..)
+        .map(|s| s.spawn_watch(Duration::from_secs(3)))
+        .collect();
+    let mut closed = Vec::new();
+    for w in watchers {
+        match w.join() {
+            Ok(Watched::Open(_)) => {}
+            Ok(Watched::Closed { user, .. }) => closed.push(user),
+            Ok(Watched::Failed(e)) => return Err(e),
+            Err(_) => return Err("watcher panicked".into()),
+        }
+    }
+    closed.sort();
+    Ok(NoHostRun {
+        on_flushed,
+        commands,
+        closed,
+        maps: (
+            before,
+            map_rows(proxy, &users_file, &h_ip),
+            map_rows(proxy, &users_file, &g_ip),
+        ),
+        moved_log: moved_lines(&proxy.director_log()),
+    })
+}
+
+/// `user-directory.md`/`admin-protocol.md` §6.7: with no host left, `flush H` kicks H's
+/// users (`KICK-DIRECTOR-HASH`, forced) and then forgets H's entries; the other host's
+/// users are neither kicked nor forgotten.
+#[test]
+fn flush_with_no_host_left_kicks_and_forgets_the_hosts_users() {
+    let Some(dovecot) = require_dovecot() else {
+        return;
+    };
+    if require_our_binary("directord").is_none() {
+        return;
+    }
+    let backends = start_backends(&dovecot, 2).expect("start backends");
+    let tuning = Tuning {
+        kick_delay_secs: 1,
+        ..Tuning::default()
+    };
+    let reference = TunedProxy::start(&dovecot, ProxyKind::Reference, &backends, &tuning)
+        .expect("start the reference proxy");
+    let ours = TunedProxy::start(&dovecot, ProxyKind::Ours, &backends, &tuning)
+        .expect("start our proxy (directord)");
+    let (want, got) = std::thread::scope(|s| {
+        let ours_run = s.spawn(|| no_host_scenario(&ours, &backends));
+        let reference_run = no_host_scenario(&reference, &backends);
+        (
+            reference_run,
+            ours_run.join().expect("our scenario panicked"),
+        )
+    });
+    println!("reference: {want:?}\nours:      {got:?}");
+    let ref_reasons = reference.proxy_disconnects();
+    let our_reasons = ours.proxy_disconnects();
+    println!("proxy log, sessions closed per (user, reason): reference {ref_reasons:?}, ours {our_reasons:?}");
+
+    let want = want.unwrap_or_else(|e| panic!("reference: {e}\n{}", reference.logs()));
+    let n = want.on_flushed.len();
+    assert!(
+        want.commands.iter().all(|(_, code, _)| *code == Some(0)),
+        "reference {:?}",
+        want.commands
+    );
+    assert_eq!(want.closed, want.on_flushed, "reference closed");
+    assert_eq!(want.maps, (n, 0, 8 - n), "reference maps");
+    assert!(
+        ref_reasons
+            .iter()
+            .all(|((_, why), &c)| why == "Kicked via director" && c == 1)
+            && ref_reasons.len() == n,
+        "reference proxy log {ref_reasons:?}"
+    );
+    assert_eq!(
+        (got.as_ref().ok(), &our_reasons),
+        (Some(&want), &ref_reasons),
+        "ours differs from the real director: {got:?}\n{}",
+        ours.logs()
+    );
+}
