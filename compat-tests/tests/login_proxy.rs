@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use compat_tests::login_lab::clients::{
     imap_login, lmtp_deliver, lmtp_deliver_many, pop3_login, ImapSession, Login,
 };
-use compat_tests::login_lab::{start_backends, Backend, Proxy, ProxyKind, PASSWORD};
+use compat_tests::login_lab::{bounded, start_backends, Backend, Proxy, ProxyKind, PASSWORD};
 use compat_tests::ours::require_our_binary;
 use compat_tests::require_dovecot;
 
@@ -102,12 +102,11 @@ fn route(proxy: &Proxy, backends: &[Backend], user: &str) -> Route {
 
 /// `doveadm director status <user> -a <admin socket>`, run with the proxy's own config.
 fn director_status(proxy: &Proxy, user: &str) -> Output {
-    proxy
-        .instance
-        .doveadm()
-        .env("TZ", "UTC")
+    let mut cmd = proxy.instance.doveadm();
+    cmd.env("TZ", "UTC")
         .args(["director", "status", user, "-a"])
-        .arg(proxy.admin_socket())
+        .arg(proxy.admin_socket());
+    bounded(&cmd, Duration::from_secs(20))
         .output()
         .expect("run doveadm")
 }

@@ -8,11 +8,13 @@
 //! - [`backend`]: a backend instance that tells clients who it is (IMAP `ID`, POP3 `UIDL`).
 //! - [`proxy`]: the proxy instance, in both variants.
 //! - [`directord`]: running our `directord`, stopped by pid.
+//! - [`bounded`]: client programs (`doveadm`, `directorctl`) with a time limit.
 //! - [`clients`]: small blocking IMAP/POP3/LMTP clients with bounded timeouts.
 //!
 //! Mirrors `/work/shared/lab/up.sh`, but with private instances on random loopback addresses.
 
 pub mod backend;
+pub mod bounded;
 pub mod clients;
 pub mod directord;
 pub mod flush_capture;
@@ -22,6 +24,7 @@ pub mod session;
 pub mod tuned;
 
 pub use backend::{start_backends, Backend};
+pub use bounded::bounded;
 pub use directord::{Directord, DirectordConfig};
 pub use proxy::{Proxy, ProxyKind};
 
