@@ -45,4 +45,4 @@ step "build fuzz targets"
 cargo build --manifest-path parsers/fuzz/Cargo.toml --locked
 
 step "cargo test (unit, integration and compat tests against real Dovecot)"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast

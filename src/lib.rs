@@ -8,6 +8,7 @@
 pub mod config;
 pub mod ctl;
 pub mod daemon;
+pub mod kick;
 pub mod mail_hosts;
 pub mod state;
 pub mod username_hash;

@@ -21,6 +21,7 @@ pub mod admin;
 pub mod capture;
 pub mod doveadm;
 pub mod dovecot;
+pub mod dovecot24;
 pub mod golden;
 pub mod hostsets;
 pub mod instance;

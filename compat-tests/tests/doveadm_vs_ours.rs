@@ -24,26 +24,6 @@ use compat_tests::{require_dovecot, Instance, InstanceBuilder};
 /// `director_mail_servers` on all three targets.
 const MAIL_SERVERS: &str = "10.0.0.1-10.0.0.3 10.0.1.1@tagA";
 
-/// Cases where our daemon is known to differ from the real director, with the reason. They
-/// still fail the test: this list only labels them in the output for the lead.
-const KNOWN_DIVERGENCES: &[(&str, &str)] = &[
-    (
-        "ring status after ring add/remove",
-        "after DIRECTOR-REMOVE the real director keeps listing the director as \
-         `127.0.0.4\\t9090\\tremoved\\t0\\t` in DIRECTOR-LIST; ours drops it",
-    ),
-    (
-        "ring remove of a removed director",
-        "the real director answers OK (exit 0) for a director it keeps as removed; ours has \
-         forgotten it and answers NOTFOUND (`Error: Not found`, exit 68)",
-    ),
-    (
-        "ring status after re-adding a removed director",
-        "DIRECTOR-ADD of a removed director answers OK but the real director keeps it with \
-         type `removed`; ours adds it again as a plain entry",
-    ),
-];
-
 /// `(case name, doveadm director arguments)`; global options (`-f`, `-h`, `-v`) come first.
 /// `$USERS` is a users file, `$HASH` the hash of `user1`. `-a <socket>` is inserted after
 /// the subcommand's name (after `ring <x>` for ring commands).
@@ -365,14 +345,10 @@ fn doveadm_prints_the_same_against_ours_as_against_the_real_director() {
         let ok_c = via_ctl == want;
         same_doveadm += usize::from(ok_d);
         same_ctl += usize::from(ok_c);
-        let known = KNOWN_DIVERGENCES.iter().find(|(n, _)| n == name);
         report.push(format!(
-            "  [{}] [{}] {name}{}",
+            "  [{}] [{}] {name}",
             if ok_d { "same" } else { "DIFF" },
             if ok_c { "same" } else { "DIFF" },
-            known
-                .map(|(_, why)| format!(" (known divergence: {why})"))
-                .unwrap_or_default()
         ));
         if !ok_d || !ok_c {
             failures.push(format!(
@@ -387,12 +363,6 @@ fn doveadm_prints_the_same_against_ours_as_against_the_real_director() {
         "{} cases: doveadm->ours matched {same_doveadm}, directorctl->ours matched {same_ctl}",
         CASES.len()
     );
-    for (name, _) in KNOWN_DIVERGENCES {
-        assert!(
-            CASES.iter().any(|(n, _)| n == name),
-            "KNOWN_DIVERGENCES names a case that does not exist: {name}"
-        );
-    }
     assert!(
         failures.is_empty(),
         "{} of {} cases differ:\n{}\n--- directord A log ---\n{}",

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use super::events::AdminReply;
 use super::moves::status;
-use super::owner::{resolve, Owner};
+use super::owner::{resolve, KnownDirector, Owner};
 use crate::state::{HostSetOutcome, Tag, UpDownOutcome, UserMoveOutcome};
 
 /// A stand-alone director's own entry in DIRECTOR-LIST: `127.0.0.1`, port 0.
@@ -153,27 +153,43 @@ impl Owner {
             Request::DirectorList => self.director_list(),
             Request::DirectorAdd { ip, port } => {
                 let port = port.map_or(0, |p| p.get());
-                if !self.is_self(ip, port) && !self.directors.contains(&(ip, port)) {
+                // A known director, even one marked removed, is left as it is (real 2.3.19.1:
+                // `ring add` of a removed director answers OK and it stays `removed`).
+                let known = self.directors.iter().any(|d| (d.ip, d.port) == (ip, port));
+                if !self.is_self(ip, port) && !known {
                     info!(
                         "Adding director {}:{port} to ring (requested by doveadm)",
                         ip_to_string(&ip)
                     );
-                    self.directors.push((ip, port));
+                    self.directors.push(KnownDirector {
+                        ip,
+                        port,
+                        removed: false,
+                    });
                 }
                 status(Status::Ok)
             }
             Request::DirectorRemove { ip, port } => {
                 let found = self
                     .directors
-                    .iter()
-                    .position(|&(i, p)| i == ip && port.map_or(true, |want| want.get() == p));
+                    .iter_mut()
+                    .find(|d| d.ip == ip && port.map_or(true, |want| want.get() == d.port));
                 match found {
-                    Some(i) => {
-                        self.directors.remove(i);
+                    // Dovecot marks the director removed and keeps listing it as `removed`;
+                    // removing it again still finds it and answers OK.
+                    Some(d) => {
+                        if !d.removed {
+                            info!(
+                                "Removing director {}:{} from ring (requested by doveadm)",
+                                ip_to_string(&ip),
+                                d.port
+                            );
+                        }
+                        d.removed = true;
                         status(Status::Ok)
                     }
                     // Ourselves: found, but a stand-alone director cannot leave its ring.
-                    None if self.is_self(ip, port.map_or(0, |p| p.get())) => status(Status::Ok),
+                    None if ip == SELF_IP && port.map_or(0, |p| p.get()) == 0 => status(Status::Ok),
                     None => status(Status::NotFound),
                 }
             }
@@ -231,16 +247,24 @@ impl Owner {
     }
 
     fn director_list(&self) -> AdminReply {
-        let mut all: Vec<(IpAddr, u16, bool)> = vec![(SELF_IP, 0, true)];
-        all.extend(self.directors.iter().map(|&(ip, port)| (ip, port, false)));
+        let mut all: Vec<(IpAddr, u16, HostType)> = vec![(SELF_IP, 0, HostType::Local)];
+        all.extend(self.directors.iter().map(|d| {
+            let kind = if d.removed {
+                HostType::Removed
+            } else {
+                HostType::Other
+            };
+            (d.ip, d.port, kind)
+        }));
         all.sort_by_key(|a| (a.0, a.1));
         let mut lines: Vec<Reply> = all
             .into_iter()
-            .map(|(ip, port, me)| {
+            .map(|(ip, port, kind)| {
+                let me = kind == HostType::Local;
                 Reply::Director(DirectorLine::Host(DirectorHost {
                     ip,
                     port,
-                    kind: if me { HostType::Local } else { HostType::Other },
+                    kind,
                     last_failed: 0,
                     local: me.then_some(LocalStatus {
                         ring: RingStatus::Synced,

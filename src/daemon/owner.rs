@@ -88,7 +88,7 @@ pub struct Owner {
     /// Moves, kicks, deferred admin commands and their timers.
     pub(super) moves: MoveTimers,
     /// Directors added with DIRECTOR-ADD (stand-alone: only listed).
-    pub(super) directors: Vec<(std::net::IpAddr, u16)>,
+    pub(super) directors: Vec<KnownDirector>,
     /// Our own queue, for helper tasks (flushes) to report back; weak so it never keeps
     /// the owner alive.
     pub(super) self_tx: Option<mpsc::WeakSender<Event>>,
@@ -342,4 +342,13 @@ impl Owner {
         }
         self.fire_move_timers(now_ms);
     }
+}
+
+/// A director added with DIRECTOR-ADD (stand-alone: listed only, never connected to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct KnownDirector {
+    pub(super) ip: std::net::IpAddr,
+    pub(super) port: u16,
+    /// Marked by DIRECTOR-REMOVE; still listed with type `removed`, as Dovecot does.
+    pub(super) removed: bool,
 }

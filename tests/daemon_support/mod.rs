@@ -179,10 +179,16 @@ pub fn read_lines(s: &mut UnixStream, n: usize) -> Vec<u8> {
     let deadline = Instant::now() + DEADLINE;
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
-    while buf.iter().filter(|&&b| b == b'\n').count() < n && Instant::now() < deadline {
+    // One byte per read so nothing past the n-th line is consumed; count LFs as they arrive
+    // (recounting the buffer each time made 16 KiB lines quadratic and flaky under load).
+    let mut lines = 0;
+    while lines < n && Instant::now() < deadline {
         match s.read(&mut byte) {
             Ok(0) => break,
-            Ok(_) => buf.push(byte[0]),
+            Ok(_) => {
+                buf.push(byte[0]);
+                lines += usize::from(byte[0] == b'\n');
+            }
             Err(_) => break,
         }
     }

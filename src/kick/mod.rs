@@ -1,0 +1,114 @@
+//! Kicks, flushes and moves that really disconnect sessions (the transport half).
+//!
+//! Replaces the director's use of `src/lib-master/ipc-client.c` (Dovecot 2.3 kicks,
+//! `auth-proxy.md` §10), its anvil equivalent for Dovecot 2.4 (`dovecot-2.4.md` §6), the
+//! `director_flush_socket` program client (`auth-proxy.md` §11) and the move timers of
+//! `src/director/director.c` (`user-directory.md` §7).
+//!
+//! * [`KickHandle`] is the one API the state owner uses for every kick, whatever the
+//!   backend: [`spawn_ipc`] or [`spawn_anvil`] (chosen with [`Backend::resolve`]) start the
+//!   task behind it. [`KickHandle::send`] never waits, so the owner can call it.
+//! * [`flush::FlushRunner`] runs the flush program for one move.
+//! * [`moves::Moves`] drives [`crate::state::Directory`]'s move states: timers, kick and
+//!   flush effects, HOST-RESET-USERS walks.
+//! * [`throttle::KickThrottle`] holds doveadm kicks back while too many are outstanding.
+
+pub mod anvil;
+mod conn;
+pub mod flush;
+mod flush_target;
+mod handle;
+pub mod ipc;
+pub mod moves;
+pub mod throttle;
+
+use std::path::{Path, PathBuf};
+
+pub use anvil::{spawn_anvil, spawn_anvil_with};
+pub use director_parsers::ipc::KickCommand;
+pub use flush_target::{FlushConfigError, FlushTarget, FlushTemplate};
+pub use handle::{KickError, KickHandle, KickOutcome, KickResult, KickSink};
+pub use ipc::{spawn_ipc, spawn_ipc_with};
+
+/// Which Dovecot the login processes belong to (`[dovecot] version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DovecotVersion {
+    /// 2.3: kicks through `<base_dir>/ipc`.
+    V2_3,
+    /// 2.4: kicks through `<base_dir>/anvil`.
+    V2_4,
+    /// `ipc` if `<base_dir>/ipc` exists, else `anvil`.
+    Auto,
+}
+
+impl DovecotVersion {
+    /// Parse the setting's value (`2.3`, `2.4` or `auto`).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "2.3" => Some(Self::V2_3),
+            "2.4" => Some(Self::V2_4),
+            "auto" => Some(Self::Auto),
+            _ => None,
+        }
+    }
+}
+
+/// The kick transport to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// Dovecot 2.3's ipc service socket.
+    Ipc(PathBuf),
+    /// Dovecot 2.4's anvil socket.
+    Anvil(PathBuf),
+}
+
+impl Backend {
+    /// Pick the socket for `version` under `base_dir`. `Auto` looks at the file system once,
+    /// at startup, as the daemon's config is read.
+    pub fn resolve(version: DovecotVersion, base_dir: &Path) -> Backend {
+        let ipc = base_dir.join("ipc");
+        let anvil = base_dir.join("anvil");
+        match version {
+            DovecotVersion::V2_3 => Backend::Ipc(ipc),
+            DovecotVersion::V2_4 => Backend::Anvil(anvil),
+            DovecotVersion::Auto if ipc.exists() => Backend::Ipc(ipc),
+            DovecotVersion::Auto => Backend::Anvil(anvil),
+        }
+    }
+
+    /// Start the backend's task. `hasher` is only used by anvil, to emulate
+    /// `KICK-DIRECTOR-HASH`. Must be called inside a tokio runtime.
+    pub fn spawn(self, hasher: crate::username_hash::UsernameHash) -> KickHandle {
+        self.spawn_with(hasher)
+    }
+
+    /// [`Backend::spawn`] with results delivered to sinks of type `S`.
+    pub fn spawn_with<S: KickSink>(
+        self,
+        hasher: crate::username_hash::UsernameHash,
+    ) -> KickHandle<S> {
+        match self {
+            Backend::Ipc(path) => spawn_ipc_with(path),
+            Backend::Anvil(path) => spawn_anvil_with(path, hasher),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_prefers_an_existing_ipc_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let anvil = Backend::resolve(DovecotVersion::Auto, dir.path());
+        assert_eq!(anvil, Backend::Anvil(dir.path().join("anvil")));
+        std::fs::write(dir.path().join("ipc"), b"").unwrap();
+        let ipc = Backend::resolve(DovecotVersion::Auto, dir.path());
+        assert_eq!(ipc, Backend::Ipc(dir.path().join("ipc")));
+        let forced = Backend::resolve(DovecotVersion::V2_4, dir.path());
+        assert_eq!(forced, Backend::Anvil(dir.path().join("anvil")));
+        assert_eq!(DovecotVersion::parse("2.3"), Some(DovecotVersion::V2_3));
+        assert_eq!(DovecotVersion::parse("2.5"), None);
+    }
+}
