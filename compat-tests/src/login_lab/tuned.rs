@@ -15,6 +15,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::backend::{service_conf, wait_listening};
+use super::bounded::bounded;
 use super::proxy::mail_servers;
 use super::{mail_user, Backend, ProxyKind, PASSWORD, PORTS};
 use crate::dovecot::Dovecot;
@@ -24,6 +25,8 @@ use crate::{err, loopback, Instance, InstanceBuilder};
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a SIGTERM-ed `directord` gets before SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(8);
+/// Bound on one `doveadm`/`directorctl` run (a director that never answers would hang it).
+const CLIENT_LIMIT: Duration = Duration::from_secs(30);
 /// Polling step.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -147,29 +150,32 @@ impl TunedProxy {
         self.instance.path("director-admin")
     }
 
-    /// `doveadm -c <conf> director <args> -a <admin socket>` (the stock client).
+    /// `doveadm -c <conf> director <args> -a <admin socket>` (the stock client), stopped
+    /// after 30 s.
     pub fn doveadm(&self, args: &[&str]) -> Output {
-        self.instance
-            .doveadm()
-            .env("TZ", "UTC")
+        let mut cmd = self.instance.doveadm();
+        cmd.env("TZ", "UTC")
             .arg("director")
             .args(args)
             .arg("-a")
-            .arg(self.admin_socket())
+            .arg(self.admin_socket());
+        bounded(&cmd, CLIENT_LIMIT)
+            .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| failed_output(&format!("doveadm: {e}")))
     }
 
-    /// `directorctl -a <admin socket> <args>` (our client).
+    /// `directorctl -a <admin socket> <args>` (our client), stopped after 30 s.
     pub fn directorctl(&self, args: &[&str]) -> Output {
         let Some(bin) = crate::ours::our_binary("directorctl") else {
             return failed_output("directorctl is not built");
         };
-        Command::new(bin)
-            .env("TZ", "UTC")
+        let mut cmd = Command::new(bin);
+        cmd.env("TZ", "UTC")
             .arg("-a")
             .arg(self.admin_socket())
-            .args(args)
+            .args(args);
+        bounded(&cmd, CLIENT_LIMIT)
             .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| failed_output(&format!("directorctl: {e}")))
