@@ -5,6 +5,8 @@
 //! 2. our `directorctl kick bob` closes bob's session;
 //! 3. `doveadm director kick -f user_foo carol-alt` (passdb field `user_foo=%u-alt`, an
 //!    alternative username) closes carol's session;
+//! 4. `directorctl kick -f user_foo erin-alt` closes erin's session;
+//! 5. `doveadm director kick Dave` closes nothing (login names match exactly, case included);
 //!
 //! while dave's session stays usable throughout. The client just sees the connection
 //! close (2.3.19.1 sends no `* BYE`); the proxy logs `Disconnected by proxy: Kicked by admin`
@@ -24,7 +26,7 @@ use compat_tests::require_dovecot;
 /// How long a kick may take to reach the sessions (the admin OK does not wait for it).
 const KICK_WAIT: Duration = Duration::from_secs(3);
 /// Sessions held open: alice twice, then one each.
-const SESSIONS: [&str; 5] = ["alice", "alice", "bob", "carol", "dave"];
+const SESSIONS: [&str; 6] = ["alice", "alice", "bob", "carol", "dave", "erin"];
 
 /// One kick: which client ran it, with what, and which sessions it closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +90,12 @@ fn scenario(proxy: &TunedProxy) -> (Vec<Step>, Result<(), String>) {
         }),
         kick(&mut open, "doveadm kick -f user_foo carol-alt", || {
             proxy.doveadm(&["kick", "-f", "user_foo", "carol-alt"])
+        }),
+        kick(&mut open, "directorctl kick -f user_foo erin-alt", || {
+            proxy.directorctl(&["kick", "-f", "user_foo", "erin-alt"])
+        }),
+        kick(&mut open, "doveadm kick Dave", || {
+            proxy.doveadm(&["kick", "Dave"])
         }),
     ];
     let mut survivors = Ok(());
@@ -163,16 +171,23 @@ fn kicks_close_the_sessions_of_the_kicked_user_only() {
         .collect();
     assert_eq!(
         kicked,
-        [vec!["alice", "alice"], vec!["bob"], vec!["carol"]],
+        [
+            vec!["alice", "alice"],
+            vec!["bob"],
+            vec!["carol"],
+            vec!["erin"],
+            vec![]
+        ],
         "the real director kicked otherwise: {ref_steps:#?}\n{}",
         reference.logs()
     );
     for st in &ref_steps {
         assert_eq!(st.exit, Some(0), "reference {st:?}");
     }
-    let want_reasons: BTreeMap<(String, String), usize> = [("alice", 2), ("bob", 1), ("carol", 1)]
-        .map(|(u, n)| ((u.to_string(), "Kicked by admin".to_string()), n))
-        .into();
+    let want_reasons: BTreeMap<(String, String), usize> =
+        [("alice", 2), ("bob", 1), ("carol", 1), ("erin", 1)]
+            .map(|(u, n)| ((u.to_string(), "Kicked by admin".to_string()), n))
+            .into();
     assert_eq!(ref_reasons, want_reasons, "reference proxy log");
 
     // Ours must match, step by step.
