@@ -9,6 +9,7 @@ pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod mail_hosts;
+pub mod ring;
 pub mod state;
 pub mod username_hash;
 pub mod values;
