@@ -136,7 +136,12 @@ impl Ring {
                 }
                 if cur.desynced {
                     conflict = true;
-                    if down != cur.down && cur.last_updown_change > ts {
+                    // Same-second changes would make both sides adopt the other's state
+                    // and re-originate it forever (found by tests/ring_sim.rs): on a tie
+                    // "down" wins everywhere.
+                    let ours_wins = cur.last_updown_change > ts
+                        || (cur.last_updown_change == ts && cur.down);
+                    if down != cur.down && ours_wins {
                         down = cur.down;
                     }
                     vhosts = vhosts.min(cur.vhost_count);

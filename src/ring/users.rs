@@ -83,8 +83,13 @@ impl Ring {
             let chosen = cur_ip.min(ip);
             if chosen == ip {
                 self.dir.set_user_host(key, host);
-                m.forced = true;
             }
+            // Dovecot replies to the sender only when it switches; when it keeps its own
+            // (lower) host the sender may never hear of it (both its neighbours keep theirs
+            // and forward nothing), so its entry stays wrong (found by tests/ring_sim.rs).
+            // Replying in both cases is harmless to real directors: they switch to the
+            // lower host and the next echo changes nothing.
+            m.forced = true;
             let origin = self.next_origin();
             let kick = Command::UserKickHash {
                 origin,
