@@ -49,6 +49,8 @@ pub struct Ring {
     pub(super) armed: Option<u64>,
     pub(super) reported_synced: bool,
     pub(super) shutting_down: bool,
+    /// "We're joining a ring - replace all hosts" already happened in this process.
+    pub(super) hosts_replaced: bool,
     /// Moving users' deadlines (ms): 30 s timeout or the kick delay.
     pub(super) move_deadlines: BTreeMap<(u32, u32), u64>,
 }
@@ -82,6 +84,7 @@ impl Ring {
             armed: None,
             reported_synced: false,
             shutting_down: false,
+            hosts_replaced: false,
             move_deadlines: BTreeMap::new(),
         }
     }

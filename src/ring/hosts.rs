@@ -51,7 +51,13 @@ impl Ring {
         };
         c.in_host_list = true;
         c.ignore_hosts = !remote_handshaked && self.handshaked;
-        if remote_handshaked && !self.handshaked {
+        // Deviation: Dovecot replaces again on every such handshake until the ring syncs.
+        // A second replacement wipes the users the first handshake brought, and if that
+        // connection is then dropped (e.g. after CONNECT) they are lost here while the
+        // rest of the ring still routes them (found by tests/ring_sim.rs). After one
+        // replacement our hosts are the ring's, so later host lists are merged.
+        if remote_handshaked && !self.handshaked && !self.hosts_replaced {
+            self.hosts_replaced = true;
             self.log(
                 LogLevel::Debug,
                 "We're joining a ring - replace all hosts".into(),
@@ -139,8 +145,8 @@ impl Ring {
                     // Same-second changes would make both sides adopt the other's state
                     // and re-originate it forever (found by tests/ring_sim.rs): on a tie
                     // "down" wins everywhere.
-                    let ours_wins = cur.last_updown_change > ts
-                        || (cur.last_updown_change == ts && cur.down);
+                    let ours_wins =
+                        cur.last_updown_change > ts || (cur.last_updown_change == ts && cur.down);
                     if down != cur.down && ours_wins {
                         down = cur.down;
                     }
