@@ -1,7 +1,7 @@
 //! The director ring (`ring-protocol.md`): a pure, deterministic, sans-IO state machine.
 //!
 //! [`Ring`] owns the director list, the ring connections' protocol state and the
-//! [`Directory`] (hosts and users). The daemon feeds it [`RingEvent`]s with the current time
+//! [`Directory`](crate::state::Directory) (hosts and users). The daemon feeds it [`RingEvent`]s with the current time
 //! and carries out the returned [`RingEffect`]s (send a line, connect, close, arm a timer,
 //! log). Nothing in here touches sockets, clocks or randomness, so the multi-director
 //! simulation in `tests/ring_sim.rs` can replay any interleaving from a seed.
@@ -9,13 +9,14 @@
 //! Layout: `peer` (director records, ring order), `conn` (per-connection handshake),
 //! `topology` (left/right, connect procedure, CONNECT, membership), `sync` (SYNC rounds),
 //! `hosts` (HOST/HOST-REMOVE/HOST-FLUSH), `users` (USER merge, weak users, moves, kicks),
-//! `facade` (event dispatch).
+//! `timers` (timer dispatch, invariants), `facade` (event dispatch).
 
 mod conn;
 mod facade;
 mod hosts;
 mod peer;
 mod sync;
+mod timers;
 mod topology;
 mod users;
 
