@@ -93,6 +93,8 @@ fn login(w: &mut World, node: usize, hash: u32) {
 }
 
 struct Outcome {
+    move_timeouts: u64,
+    moves: u64,
     gaps: u64,
     lines: u64,
     logins: u64,
@@ -122,7 +124,16 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
                     w.restart(node, down);
                 }
             }
-            8..=14 => {
+            8..=9 => {
+                let node = rng.range(0, n as u64) as usize;
+                if w.nodes[node].ring.is_some() {
+                    let hash = users[rng.range(0, users.len() as u64) as usize];
+                    let ip = host_ip(rng.range(0, nhosts as u64) as usize);
+                    w.stats.moves += 1;
+                    w.deliver(node, RingEvent::Admin(AdminCmd::UserMove { hash, ip }));
+                }
+            }
+            10..=14 => {
                 let node = rng.range(0, n as u64) as usize;
                 if w.nodes[node].ring.is_some() {
                     let ip = host_ip(rng.range(0, nhosts as u64) as usize);
@@ -170,6 +181,12 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
     for (i, r) in rings.iter().enumerate() {
         if !r.is_synced() {
             problems.push(format!("d{i} not synced"));
+        }
+        if r.directory().moving_count() != 0 {
+            problems.push(format!(
+                "d{i} still has {} moves",
+                r.directory().moving_count()
+            ));
         }
         if r.left_peer().is_none() || r.right_peer().is_none() {
             problems.push(format!(
@@ -230,6 +247,8 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
         return Err(problems.join("\n"));
     }
     Ok(Outcome {
+        move_timeouts: w.stats.move_timeouts,
+        moves: w.stats.moves,
         gaps: w.stats.gaps,
         lines: w.stats.lines,
         logins: w.stats.logins,
@@ -250,7 +269,8 @@ fn ring_simulation() {
             (1..=n).collect()
         }
     };
-    let (mut lines, mut logins, mut faults, mut gaps) = (0, 0, 0, 0);
+    let (mut lines, mut logins, mut faults, mut gaps, mut moves) = (0, 0, 0, 0, 0);
+    let mut move_timeouts = 0;
     let mut failed = Vec::new();
     let mut violations = Vec::new();
     for &seed in &seeds {
@@ -260,6 +280,8 @@ fn ring_simulation() {
                 logins += o.logins;
                 faults += o.faults;
                 gaps += o.gaps;
+                moves += o.moves;
+                move_timeouts += o.move_timeouts;
                 for v in o.violations {
                     violations.push(format!("seed {seed}: {v}"));
                 }
@@ -268,7 +290,7 @@ fn ring_simulation() {
         }
     }
     eprintln!(
-        "ring_sim: {} seeds, {lines} lines, {logins} logins, {faults} faults, {} failed, \
+        "ring_sim: {} seeds, {lines} lines, {logins} logins, {moves} user moves ({move_timeouts} move timeouts), {faults} faults, {} failed, \
          {} double-routing, {gaps} handshake-gap misses",
         seeds.len(),
         failed.len(),
@@ -286,4 +308,43 @@ fn ring_simulation() {
         "{} double routings",
         violations.len()
     );
+}
+
+/// Without faults every move finishes through the USER-KILLED round (no 30 s timeout), and
+/// every director ends with the user on the new host.
+#[test]
+fn user_moves_finish_without_faults() {
+    for seed in 1..=20u64 {
+        let mut rng = rng::Rng::new(seed);
+        let n = rng.range(2, 6) as usize;
+        let mut w = World::new(n, 3, seed);
+        w.run_until(T0 + 30_000);
+        let mut moved = BTreeMap::new();
+        for _ in 0..10 {
+            let node = rng.range(0, n as u64) as usize;
+            let hash = rng.next_u64() as u32 | 1;
+            login(&mut w, node, hash);
+            let t = w.now + 1_000;
+            w.run_until(t);
+            let ip = host_ip(rng.range(0, 3) as usize);
+            let by = rng.range(0, n as u64) as usize;
+            w.deliver(by, RingEvent::Admin(AdminCmd::UserMove { hash, ip }));
+            moved.insert(hash, ip);
+        }
+        let t = w.now + 40_000;
+        w.run_until(t);
+        assert_eq!(w.stats.move_timeouts, 0, "seed {seed}: a move timed out");
+        for (i, node) in w.nodes.iter().enumerate() {
+            let r = node.ring.as_ref().unwrap();
+            assert!(r.is_synced(), "seed {seed}: d{i} not synced");
+            assert_eq!(r.directory().moving_count(), 0, "seed {seed}: d{i}");
+            for (&hash, &ip) in &moved {
+                assert_eq!(
+                    peek(&w, i, hash),
+                    Some((ip, true)),
+                    "seed {seed}: d{i} user {hash}"
+                );
+            }
+        }
+    }
 }

@@ -77,6 +77,8 @@ pub struct Stats {
     pub faults: u64,
     pub events: u64,
     pub gaps: u64,
+    pub moves: u64,
+    pub move_timeouts: u64,
     pub violations: Vec<String>,
 }
 
@@ -120,6 +122,8 @@ impl World {
                 faults: 0,
                 events: 0,
                 gaps: 0,
+                moves: 0,
+                move_timeouts: 0,
                 violations: Vec::new(),
             },
             max_delay: 50,
@@ -328,6 +332,15 @@ impl World {
                             },
                         );
                     }
+                }
+                RingEffect::Log { text, .. } if text.contains("move timed out") => {
+                    self.stats.move_timeouts += 1;
+                }
+                RingEffect::Kick { hash, .. } => {
+                    // The login processes finish kicking a little later.
+                    let d = self.delay();
+                    let ev = RingEvent::KickDone { hash: *hash };
+                    self.push(self.now + d, Ev::To { node, inc, ev });
                 }
                 RingEffect::ArmTimer { at_ms } => {
                     self.push(
