@@ -22,6 +22,8 @@ mod users;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_users;
 
 pub use conn::{ConnInfo, ConnRole};
 pub use facade::Ring;

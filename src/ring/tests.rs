@@ -6,9 +6,9 @@ use crate::mail_hosts::MailHostSpec;
 use crate::state::Directory;
 use std::net::{IpAddr, Ipv4Addr};
 
-const T: u64 = 1_795_953_368;
+pub(super) const T: u64 = 1_795_953_368;
 
-fn ip(s: &str) -> IpAddr {
+pub(super) fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
@@ -29,13 +29,13 @@ fn ring(me: u8) -> Ring {
 }
 
 /// Feed one event, check invariants, return the effects.
-fn step(r: &mut Ring, ev: RingEvent, secs: u64) -> Vec<RingEffect> {
+pub(super) fn step(r: &mut Ring, ev: RingEvent, secs: u64) -> Vec<RingEffect> {
     let eff = r.handle(ev, secs * 1000);
     r.check_invariants().unwrap();
     eff
 }
 
-fn line(r: &mut Ring, conn: ConnId, text: &str, secs: u64) -> Vec<RingEffect> {
+pub(super) fn line(r: &mut Ring, conn: ConnId, text: &str, secs: u64) -> Vec<RingEffect> {
     step(
         r,
         RingEvent::Line {
@@ -47,7 +47,7 @@ fn line(r: &mut Ring, conn: ConnId, text: &str, secs: u64) -> Vec<RingEffect> {
 }
 
 /// The lines sent on `conn`, without LF, TABs shown as `\t`.
-fn sent(eff: &[RingEffect], conn: ConnId) -> Vec<String> {
+pub(super) fn sent(eff: &[RingEffect], conn: ConnId) -> Vec<String> {
     eff.iter()
         .filter_map(|e| match e {
             RingEffect::Send { conn: c, line } if *c == conn => Some(
@@ -61,14 +61,14 @@ fn sent(eff: &[RingEffect], conn: ConnId) -> Vec<String> {
 }
 
 /// Lines sent on `conn` other than PING/PONG (whose counters vary run to run, §15).
-fn sent_np(eff: &[RingEffect], conn: ConnId) -> Vec<String> {
+pub(super) fn sent_np(eff: &[RingEffect], conn: ConnId) -> Vec<String> {
     sent(eff, conn)
         .into_iter()
         .filter(|l| !l.starts_with("PING") && !l.starts_with("PONG"))
         .collect()
 }
 
-fn connect_target(eff: &[RingEffect]) -> Option<(ConnId, IpAddr)> {
+pub(super) fn connect_target(eff: &[RingEffect]) -> Option<(ConnId, IpAddr)> {
     eff.iter().find_map(|e| match e {
         RingEffect::Connect { conn, ip, .. } => Some((*conn, *ip)),
         _ => None,
@@ -76,7 +76,7 @@ fn connect_target(eff: &[RingEffect]) -> Option<(ConnId, IpAddr)> {
 }
 
 /// A alone: started, B unreachable, the 20 s grace over, then synced on its own.
-fn lone_a() -> Ring {
+pub(super) fn lone_a() -> Ring {
     let mut a = ring(1);
     let start = T - 60;
     let eff = step(&mut a, RingEvent::Start, start);
