@@ -74,7 +74,9 @@ fn login(w: &mut World, node: usize, hash: u32) {
             continue;
         }
         match peek(w, other, hash) {
-            Some((theirs, true)) if theirs != ip && had_entry => {
+            Some((theirs, true))
+                if theirs != ip && had_entry && !w.stats.timed_out_users.contains(&hash) =>
+            {
                 let msg = format!(
                     "t={} user {hash}: d{node} -> {ip}, synced d{other} has it on {theirs}",
                     w.now - T0

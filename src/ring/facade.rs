@@ -508,7 +508,9 @@ impl Ring {
                     LogLevel::Warning,
                     format!("Director {n} disconnected us with reason: {text}"),
                 );
-                self.close_conn(id, "", CloseKind::Deliberate);
+                // Real directors answer with their own QUIT carrying this reason (captured
+                // in lab/transcripts/ring-director-leaves.txt).
+                self.close_conn(id, "Invalid input: QUIT", CloseKind::Deliberate);
             }
         }
     }

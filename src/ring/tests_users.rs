@@ -163,3 +163,42 @@ fn login_near_expiry_on_another_host_goes_weak_until_it_comes_round() {
     assert_eq!(sent_np(&eff, c1), std::slice::from_ref(&user));
     assert_eq!(sent_np(&eff, c2), [user]);
 }
+
+/// lab/transcripts/ring-director-leaves.txt (real 2.3.19.1): the leaving director sends
+/// `QUIT\tShutting down` on both connections; the other answers each with
+/// `QUIT\tInvalid input: QUIT`, closes them and at once reconnects to it.
+#[test]
+fn quit_from_a_leaving_director_is_answered_and_we_reconnect() {
+    let (mut a, c1, c2) = paired_a();
+    let eff = line(&mut a, c1, "QUIT\tShutting down", T);
+    assert_eq!(sent(&eff, c1), ["QUIT\\tInvalid input: QUIT"]);
+    assert!(eff.iter().any(|e| matches!(e, RingEffect::Log { text, .. }
+        if text == "Director 127.0.0.2:9090/left disconnected us with reason: Shutting down")));
+    let eff = line(&mut a, c2, "QUIT\tShutting down", T);
+    assert_eq!(sent(&eff, c2), ["QUIT\\tInvalid input: QUIT"]);
+    assert!(eff.contains(&RingEffect::Close {
+        conn: c2,
+        reason: "Invalid input: QUIT".into()
+    }));
+    let (c3, to) = connect_target(&eff).expect("reconnects at once");
+    assert_eq!(to, ip("127.0.0.2"));
+    let eff = step(
+        &mut a,
+        RingEvent::Connected {
+            conn: c3,
+            incoming: false,
+            peer_ip: to,
+        },
+        T,
+    );
+    assert_eq!(
+        sent(&eff, c3),
+        [
+            "VERSION\\tdirector\\t1\\t9",
+            "ME\\t127.0.0.1\\t9090\\t1795953368",
+            "DIRECTOR\\t127.0.0.1\\t9090",
+            "DIRECTOR\\t127.0.0.2\\t9090",
+        ]
+    );
+    assert!(!a.is_synced());
+}

@@ -169,7 +169,13 @@ impl Ring {
             return;
         }
         let t = u.timestamp.min(self.secs());
-        self.merge_user(u.hash, u.ip, Some(t), u.weak);
+        let m = self.merge_user(u.hash, u.ip, Some(t), u.weak);
+        // Deviation: handshake users are never forwarded, so when one conflicts with ours
+        // Dovecot settles it here only and the rest of the ring keeps the other host (found
+        // by tests/ring_sim.rs). Announcing the outcome makes everyone converge on it.
+        if let (true, Some(key)) = (m.forced, m.key) {
+            self.broadcast_user(key, None);
+        }
     }
 
     pub(super) fn on_user(&mut self, id: ConnId, hash: u32, ip: IpAddr, t: Option<u64>) {

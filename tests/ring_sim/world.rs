@@ -79,6 +79,9 @@ pub struct Stats {
     pub gaps: u64,
     pub moves: u64,
     pub move_timeouts: u64,
+    /// Users whose move timed out somewhere: Dovecot itself declares them possibly
+    /// inconsistent ("its state may now be inconsistent").
+    pub timed_out_users: std::collections::BTreeSet<u32>,
     pub violations: Vec<String>,
 }
 
@@ -124,6 +127,7 @@ impl World {
                 gaps: 0,
                 moves: 0,
                 move_timeouts: 0,
+                timed_out_users: Default::default(),
                 violations: Vec::new(),
             },
             max_delay: 50,
@@ -335,6 +339,8 @@ impl World {
                 }
                 RingEffect::Log { text, .. } if text.contains("move timed out") => {
                     self.stats.move_timeouts += 1;
+                    let hash = text.split(' ').nth(2).and_then(|h| h.parse::<u32>().ok());
+                    self.stats.timed_out_users.extend(hash);
                 }
                 RingEffect::Kick { hash, .. } => {
                     // The login processes finish kicking a little later.
