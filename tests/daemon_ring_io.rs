@@ -182,9 +182,9 @@ fn wildcard_listener_takes_the_first_local_listed_ip() {
         "{HOSTS3}listen = \"*:{p}\"\nservers = \"192.0.2.1 127.0.0.1\"\n"
     ));
     let list = d.admin().list("DIRECTOR-LIST");
-    assert_eq!(
-        list,
-        format!("127.0.0.1\t{p}\tself\t0\tring handshaking\t0\n192.0.2.1\t{p}\t\t0\t\n\n")
+    assert!(
+        list.starts_with(&format!("127.0.0.1\t{p}\tself\t0\tring handshaking\t0\n")),
+        "{list}"
     );
 }
 
@@ -204,8 +204,9 @@ fn accepts_only_listed_directors_and_limits_line_length() {
     // Listed (any source port): adopted and kept open.
     let mut s = connect_from("127.0.0.3", ring);
     assert!(!closed_within(&mut s, Duration::from_millis(300)));
-    // A line of 1023 bytes + LF fits the 1024-byte buffer.
-    let mut line = vec![b'x'; 1023];
+    // A line of 1023 bytes + LF fits the 1024-byte buffer (VERSION ignores extra fields).
+    let mut line = b"VERSION\tdirector\t1\t9\t".to_vec();
+    line.resize(1023, b'x');
     line.push(b'\n');
     s.write_all(&line).unwrap();
     assert!(!closed_within(&mut s, Duration::from_millis(300)));
@@ -222,13 +223,17 @@ fn accepts_only_listed_directors_and_limits_line_length() {
     assert!(closed_within(&mut s, DEADLINE));
     d.wait_log("Director sent us more than 1024 bytes");
     // The connection is gone from the list (once the owner has seen the close).
-    let want = format!("127.0.0.1\t{p}\tself\t0\tring handshaking\t0\n127.0.0.3\t{p}\t\t0\t\n\n");
     let end = Instant::now() + DEADLINE;
     let mut admin = d.admin();
+    let accepted_conns = |l: &str| {
+        l.lines()
+            .filter(|x| x.starts_with("handshaking - ") && x.contains("received"))
+            .count()
+    };
     let mut list = admin.list("DIRECTOR-LIST");
-    while list != want && Instant::now() < end {
+    while accepted_conns(&list) > 0 && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
         list = admin.list("DIRECTOR-LIST");
     }
-    assert_eq!(list, want);
+    assert_eq!(accepted_conns(&list), 0, "{list}");
 }

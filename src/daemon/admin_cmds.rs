@@ -34,6 +34,14 @@ impl Owner {
         };
         // Set by changes whose OK waits for the next ring sync.
         let mut post_sync = false;
+        if let Some(st) = self.ring_admin(&request) {
+            if st == Status::Ok {
+                self.ring_post_sync(status(st), reply);
+            } else {
+                let _ = reply.send(status(st));
+            }
+            return;
+        }
         let now = self.clock.now_secs();
         let out = match request {
             Request::HostList => self.host_list(),

@@ -91,14 +91,6 @@ pub enum Event {
     },
     /// Ring TCP I/O: an accepted connection, a connect result, a line, a close.
     Ring(super::ringnet::RingIo),
-    /// The ring's handshaked/synced state changed (from the ring state machine; tests send
-    /// it directly). Ignored by a stand-alone director.
-    RingState {
-        /// The first ring sync has completed.
-        handshaked: bool,
-        /// The ring is synced.
-        synced: bool,
-    },
     /// Test support: move the owner's clock forward (timers fire as if that time passed).
     AdvanceClock(Duration),
 }

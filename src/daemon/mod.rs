@@ -19,6 +19,7 @@ mod notify;
 pub mod owner;
 pub mod proxy;
 pub mod reply;
+mod ringcore;
 pub mod ringnet;
 mod ringside;
 mod ringsync;
@@ -162,6 +163,12 @@ pub async fn start(config: Config) -> io::Result<RunningDaemon> {
     );
     let mut state = state;
     if let (Some(rc), Some((me, listener))) = (&config.ring, ring_listener) {
+        let dir = state.dir.clone();
+        let servers: Vec<crate::ring::DirAddr> = rc
+            .servers
+            .iter()
+            .map(|&(ip, port)| crate::ring::DirAddr::new(ip, port))
+            .collect();
         let net = ringnet::RingNet::new(
             me.0,
             config.director.output_buffer_size,
@@ -170,10 +177,11 @@ pub async fn start(config: Config) -> io::Result<RunningDaemon> {
             shutdown.clone(),
         );
         state = state.with_ring(ringside::RingSide {
-            cfg: rc.clone(),
             me,
             net,
             sync: ringsync::SyncState::default(),
+            core: crate::ring::Ring::new(crate::ring::DirAddr::new(me.0, me.1), &servers, dir),
+            timer_at_ms: None,
         });
         let span = tracing::info_span!("listener", name = "ring");
         tracker.spawn(

@@ -162,6 +162,9 @@ impl Owner {
 
     /// Applies events until the queue closes or `shutdown` fires.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Event>, shutdown: CancellationToken) {
+        if self.ring.is_some() {
+            self.ring_handle(crate::ring::RingEvent::Start);
+        }
         loop {
             self.fire_timers();
             let sleep = match self.next_deadline_ms() {
@@ -200,10 +203,6 @@ impl Owner {
             Event::KickDone { token, result } => self.kick_done(token, result),
             Event::FlushDone { key, success } => self.flush_done(key, success),
             Event::Ring(io) => self.ring_io(io),
-            Event::RingState { handshaked, synced } => {
-                let hosts_hash = self.dir.hosts_hash();
-                self.ring_state_changed(handshaked, synced, hosts_hash);
-            }
             Event::AdvanceClock(d) => self.clock.advance(d),
         }
     }
@@ -230,11 +229,7 @@ impl Owner {
             reply,
         } = req;
         let tag = Tag::from(tag);
-        let ring_reason = self.ring_gate(&tag, hash);
-        let now_outcome = match ring_reason {
-            Some(_) => None,
-            None => self.try_request(&tag, hash),
-        };
+        let (ring_reason, now_outcome) = self.route(&tag, hash);
         match now_outcome {
             Some(outcome) => {
                 let _ = reply.send(LookupAnswer::Done(outcome));
@@ -258,6 +253,15 @@ impl Owner {
         }
     }
 
+    /// A host now, or the ring's reason to wait (`None` reason: the stand-alone rules).
+    fn route(&mut self, tag: &Tag, hash: u32) -> (Option<&'static str>, Option<HostOutcome>) {
+        match self.ring_route(tag, hash) {
+            Some(Ok(outcome)) => (None, Some(outcome)),
+            Some(Err(reason)) => (Some(reason), None),
+            None => (None, self.try_request(tag, hash)),
+        }
+    }
+
     /// A host for (tag, hash) now, or `None` if the request must wait.
     fn try_request(&mut self, tag: &Tag, hash: u32) -> Option<HostOutcome> {
         let now = self.clock.now_secs();
@@ -275,12 +279,9 @@ impl Owner {
     pub(super) fn retry_delayed(&mut self) {
         let queued = std::mem::take(&mut self.delayed);
         for mut d in queued {
-            d.ring_reason = self.ring_gate(&d.tag, d.hash);
-            if d.ring_reason.is_some() {
-                self.delayed.push_back(d);
-                continue;
-            }
-            match self.try_request(&d.tag, d.hash) {
+            let (reason, outcome) = self.route(&d.tag, d.hash);
+            d.ring_reason = reason;
+            match outcome {
                 Some(outcome) => {
                     // The client may be gone; the user entry is created/refreshed anyway.
                     let _ = d.reply.send(outcome);
@@ -357,6 +358,7 @@ impl Owner {
             expiry,
             self.moves.next_deadline_ms(),
             self.ring_warning_deadline(),
+            self.ring_timer_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -375,6 +377,7 @@ impl Owner {
         }
         self.fire_move_timers(now_ms);
         self.fire_ring_warning(now_ms);
+        self.fire_ring_timer(now_ms);
     }
 }
 

@@ -9,148 +9,131 @@
 use std::net::IpAddr;
 
 use director_parsers::admin::{
-    ConnStatus, DirectorConn, DirectorHost, DirectorLine, HostType, LocalStatus, Reply, RingStatus,
+    ConnPeer, ConnStatus, ConnType, DirectorConn, DirectorHost, DirectorLine, HostType,
+    LocalStatus, Reply, RingStatus,
 };
 use director_parsers::ip::ip_to_string;
-use tracing::{debug, error, warn};
+use tracing::warn;
 
 use super::events::AdminReply;
 use super::owner::Owner;
-use super::ringnet::{CloseWhy, RingIo, RingNet, SendError, OUTGOING_BIT};
-use crate::config::RingConfig;
+use super::ringnet::{RingIo, RingNet};
+use crate::ring::ConnRole;
 
 /// A ring director's I/O state, owned by the state owner.
 #[derive(Debug)]
 pub struct RingSide {
-    /// The configured ring.
-    pub cfg: RingConfig,
     /// Our own ring address (`director_find_self()`).
     pub me: (IpAddr, u16),
     /// The connections.
     pub net: RingNet,
     /// Handshaked/synced, as far as requests and admin commands care.
     pub sync: super::ringsync::SyncState,
+    /// The ring state machine.
+    pub core: crate::ring::Ring,
+    /// When the ring wants its timer event (clock ms).
+    pub timer_at_ms: Option<u64>,
 }
 
 impl Owner {
     /// Applies one ring I/O event.
     pub(super) fn ring_io(&mut self, ev: RingIo) {
-        let listed_by_admin: Vec<IpAddr> = self
-            .directors
-            .iter()
-            .filter(|d| !d.removed)
-            .map(|d| d.ip)
-            .collect();
         let Some(ring) = self.ring.as_mut() else {
             return;
         };
-        match ev {
-            RingIo::Accepted { stream, peer } => {
-                let ip = peer.ip();
-                if !ring.cfg.lists_ip(ip) && !listed_by_admin.contains(&ip) {
-                    warn!(
-                        "Connection from {}: Server not listed in director_servers, dropping",
-                        ip_to_string(&ip)
-                    );
-                    drop(stream);
-                    return;
-                }
-                let conn = ring.net.adopt(stream);
-                debug!(conn, "ring connection from {}", ip_to_string(&ip));
-            }
-            RingIo::Connected { conn, peer_ip } => {
-                debug!(conn, "ring connection to {} up", ip_to_string(&peer_ip));
-            }
-            RingIo::Line { conn, bytes } => {
-                if ring.net.contains(conn) {
-                    debug!(conn, "input: {}", super::loggable_line(&bytes));
-                }
-            }
-            RingIo::Closed { conn, why } => {
-                if ring.net.forget(conn) {
-                    match why {
-                        CloseWhy::Eof => debug!(conn, "ring connection closed by the peer"),
-                        CloseWhy::Error(e) | CloseWhy::ConnectFailed(e) => {
-                            debug!(conn, "ring connection failed: {e}")
-                        }
-                        CloseWhy::TooLong => {}
-                    }
-                }
+        if let RingIo::Accepted { peer, .. } = &ev {
+            // Dovecot's director_client_connected(): only non-removed known directors.
+            let ip = peer.ip();
+            let listed = ring
+                .core
+                .directors()
+                .iter()
+                .any(|(d, removed)| d.ip == ip && !removed);
+            if !listed {
+                warn!(
+                    "Connection from {}: Server not listed in director_servers, dropping",
+                    ip_to_string(&ip)
+                );
+                return;
             }
         }
+        self.ring_core_io(ev);
     }
 
-    /// Queues a line on a ring connection; a full output buffer closes the connection
-    /// (Dovecot: "Output buffer full at N", then a disconnect). Returns whether it was queued.
-    #[allow(dead_code)] // used once the ring state machine is wired in
-    pub(super) fn ring_send(&mut self, conn: u64, line: Vec<u8>) -> bool {
-        let Some(ring) = self.ring.as_mut() else {
-            return false;
-        };
-        match ring.net.send(conn, line) {
-            Ok(()) => true,
-            Err(SendError::Gone) => false,
-            Err(SendError::Full(n)) => {
-                error!("Output buffer full at {n}");
-                ring.net.close(conn);
-                false
-            }
-        }
-    }
-
-    /// `DIRECTOR-LIST` of a ring director: every configured or added director sorted by
-    /// (IP, port), ourselves with the ring state. Connections without a known director
-    /// come first (all of them, until the ring state machine identifies peers).
+    /// `DIRECTOR-LIST` of a ring director (Dovecot's `doveadm_cmd_director_list()`):
+    /// connections without a known director first, then every director sorted by (IP, port)
+    /// with one line per connection to it, or a host line if there is none.
     pub(super) fn ring_director_list(&self, ring: &RingSide) -> AdminReply {
-        let mut all: Vec<(IpAddr, u16, bool)> = ring
-            .cfg
-            .servers
-            .iter()
-            .map(|&(i, p)| (i, p, false))
-            .collect();
-        for d in &self.directors {
-            match all.iter_mut().find(|a| (a.0, a.1) == (d.ip, d.port)) {
-                Some(a) => a.2 = d.removed,
-                None => all.push((d.ip, d.port, d.removed)),
-            }
-        }
-        all.sort();
+        let now = self.clock.now_secs();
+        let conns = ring.core.connections();
+        let synced = ring.core.is_synced();
+        let conn_line = |c: &crate::ring::ConnInfo, peer: Option<ConnPeer>| {
+            let s = ring.net.stats(c.id.0).unwrap_or_default();
+            let status = if !c.handshaked {
+                if c.incoming {
+                    ConnStatus::HandshakingReceived(0)
+                } else {
+                    ConnStatus::HandshakingSent(0)
+                }
+            } else if synced {
+                ConnStatus::Synced
+            } else {
+                ConnStatus::Syncing
+            };
+            Reply::Director(DirectorLine::Conn(DirectorConn {
+                peer,
+                status,
+                ping_ms: 0,
+                bytes_in: s.bytes_in,
+                bytes_out: s.bytes_out,
+                buffered: s.buffered,
+                peak_buffered: s.peak_buffered,
+                last_in: s.last_in as i64,
+                last_out: s.last_out as i64,
+            }))
+        };
         let mut lines: Vec<Reply> = Vec::new();
-        let mut conns: Vec<u64> = ring.net.ids();
-        conns.sort_unstable();
-        for conn in conns {
-            if let Some(s) = ring.net.stats(conn) {
-                lines.push(Reply::Director(DirectorLine::Conn(DirectorConn {
-                    peer: None,
-                    status: if conn & OUTGOING_BIT == 0 {
-                        ConnStatus::HandshakingReceived(0)
-                    } else {
-                        ConnStatus::HandshakingSent(0)
-                    },
-                    ping_ms: 0,
-                    bytes_in: s.bytes_in,
-                    bytes_out: s.bytes_out,
-                    buffered: s.buffered,
-                    peak_buffered: s.peak_buffered,
-                    last_in: s.last_in as i64,
-                    last_out: s.last_out as i64,
-                })));
-            }
+        for c in conns.iter().filter(|c| c.peer.is_none()) {
+            lines.push(conn_line(c, None));
         }
-        for (ip, port, removed) in all {
-            let me = (ip, port) == ring.me;
-            let kind = match (me, removed) {
-                (true, _) => HostType::Local,
-                (false, true) => HostType::Removed,
-                (false, false) => HostType::Other,
+        let mut directors = ring.core.directors();
+        directors.sort();
+        let me = ring.core.me();
+        for (addr, removed) in directors {
+            let mut any = false;
+            for c in conns.iter().filter(|c| c.peer == Some(addr)) {
+                any = true;
+                let kind = match (c.role, c.incoming) {
+                    (ConnRole::Left, _) => ConnType::Left,
+                    (ConnRole::Right, _) => ConnType::Right,
+                    (ConnRole::Pending, true) => ConnType::In,
+                    (ConnRole::Pending, false) => ConnType::Out,
+                };
+                let peer = ConnPeer {
+                    ip: addr.ip,
+                    port: addr.port,
+                    kind,
+                    last_failed: 0,
+                };
+                lines.push(conn_line(c, Some(peer)));
+            }
+            if any {
+                continue;
+            }
+            let kind = if removed {
+                HostType::Removed
+            } else if addr == me {
+                HostType::Local
+            } else {
+                HostType::Other
             };
             lines.push(Reply::Director(DirectorLine::Host(DirectorHost {
-                ip,
-                port,
+                ip: addr.ip,
+                port: addr.port,
                 kind,
                 last_failed: 0,
-                local: me.then_some(LocalStatus {
-                    ring: ring_status(&ring.sync, self.clock.now_secs()),
+                local: (addr == me).then_some(LocalStatus {
+                    ring: ring_status(&ring.sync, now),
                     last_sync_ms: 0,
                 }),
             })));

@@ -14,7 +14,6 @@ use tracing::warn;
 
 use super::events::AdminReply;
 use super::owner::Owner;
-use crate::state::Tag;
 
 /// How long an admin command waits for the ring to sync (`admin-protocol.md` §4).
 pub const ADMIN_SYNC_TIMEOUT_MS: u64 = 30_000;
@@ -81,28 +80,15 @@ pub struct SyncState {
 }
 
 impl Owner {
-    /// The ring's reason to delay a request for (tag, hash) now, if any. Arms the 2 s warning.
-    pub(super) fn ring_gate(&mut self, tag: &Tag, hash: u32) -> Option<&'static str> {
+    /// Arms the 2 s "Delaying ..." warning unless it is armed or was already logged.
+    pub(super) fn arm_ring_warning(&mut self) {
         let now_ms = self.clock.now_ms();
-        let live_user = {
-            let now = now_ms / 1000;
-            self.dir
-                .tag_id(tag)
-                .and_then(|t| self.dir.lookup(t, hash, now))
-                .is_some()
-        };
-        let sync = &mut self.ring.as_mut()?.sync;
-        let reason = if !sync.handshaked {
-            NOT_HANDSHAKED
-        } else if !sync.synced && !live_user {
-            NOT_SYNCED
-        } else {
-            return None;
-        };
-        if !sync.warning_sent && sync.warning_at_ms.is_none() {
-            sync.warning_at_ms = Some(now_ms + RING_NOCONN_WARNING_DELAY_MS);
+        if let Some(ring) = self.ring.as_mut() {
+            let sync = &mut ring.sync;
+            if !sync.warning_sent && sync.warning_at_ms.is_none() {
+                sync.warning_at_ms = Some(now_ms + RING_NOCONN_WARNING_DELAY_MS);
+            }
         }
-        Some(reason)
     }
 
     /// The ring's handshaked/synced state changed. `hosts_hash` is logged when delayed
