@@ -1,7 +1,7 @@
 //! Two and three real `directord`s on 127.0.0.x form a ring over TCP (`ring-protocol.md`
 //! §§3-6): every director's DIRECTOR-LIST says `ring synced`, with its neighbours as left
 //! and right connections; a host change made on one director and a user created by a login
-//! on one show on all of them.
+//! on one show on all of them, and so does a user moved on one.
 
 mod daemon_support;
 
@@ -128,6 +128,22 @@ fn changes_and_users_reach_every_director() {
     for d in &ds {
         let l = d.admin().line("USER-LOOKUP\talice");
         assert!(l.starts_with("10.0.0.2\t"), "{l}");
+    }
+
+    // A move on the third director moves the user everywhere (its kill goes through ipc,
+    // which is absent here: the failed kick ends the kill step).
+    assert_eq!(ds[2].admin().line("USER-MOVE\talice\t10.0.0.1"), "OK\n");
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let hosts: Vec<String> = ds
+            .iter()
+            .map(|d| d.admin().line("USER-LOOKUP\talice"))
+            .collect();
+        if hosts.iter().all(|l| l.starts_with("10.0.0.1\t")) {
+            break;
+        }
+        assert!(Instant::now() < end, "{hosts:#?}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 
     // A host marked down on the second director is down everywhere.

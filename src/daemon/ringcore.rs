@@ -5,13 +5,16 @@
 //! The ring owns the hosts and users: logins and admin changes go through it, and after
 //! every ring event the owner's directory is replaced by a copy of the ring's, which the
 //! read-only admin commands use (O(users) per event: fine for tests, to be replaced by reads
-//! from the ring). Not wired yet: proxy-notify refreshes and the kicks the ring asks for.
+//! from the ring). Kicks the ring asks for go to ipc. Not wired yet: proxy-notify refreshes
+//! (users expire on the ring after `director_user_expire` even while sessions refresh them)
+//! and the flush program after moves.
 
 use std::collections::VecDeque;
 
 use tracing::{debug, error, info, warn};
 
-use director_parsers::admin::{Request, Status};
+use director_parsers::admin::{Request, Status, UserArg};
+use director_parsers::ipc::KickCommand;
 
 use super::events::HostOutcome;
 use super::owner::Owner;
@@ -121,6 +124,13 @@ impl Owner {
             },
             Request::HostRemove { ip } => AdminCmd::HostRemove(*ip),
             Request::HostFlush { ip: Some(ip) } => AdminCmd::HostFlush(*ip),
+            Request::UserMove { user, ip } => AdminCmd::UserMove {
+                hash: match user {
+                    UserArg::Hash(h) => *h,
+                    UserArg::Name(name) => self.settings.hasher.hash(name),
+                },
+                ip: *ip,
+            },
             Request::DirectorAdd { ip, port } => AdminCmd::DirectorAdd(addr(*ip, *port, me)),
             Request::DirectorRemove { ip, port } => AdminCmd::DirectorRemove(addr(*ip, *port, me)),
             _ => return None,
@@ -166,13 +176,20 @@ impl Owner {
             },
             RingEffect::SyncedChanged(_) => {}
             RingEffect::Kick { hash, except } => {
-                debug!(hash, ?except, "ring asks for a kick (not wired yet)")
+                let command = KickCommand::KickDirectorHash {
+                    hash,
+                    except_ip: except,
+                };
+                if !self.send_ring_kick(command, Some(hash)) {
+                    // No ipc client (shutting down): the kill is over as far as we can tell.
+                    events.push_back(RingEvent::KickDone { hash });
+                }
             }
             RingEffect::KickUser(user) => {
-                debug!(
-                    "ring asks to kick {} (not wired yet)",
-                    String::from_utf8_lossy(&user)
-                )
+                let command = KickCommand::kick(&user);
+                if !self.send_ring_kick(command, None) {
+                    error!("ipc: kick not sent (ipc client stopped)");
+                }
             }
             RingEffect::Routed { .. } | RingEffect::AdminDone(_) => {}
         }
