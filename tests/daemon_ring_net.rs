@@ -68,6 +68,13 @@ fn two_directors_form_a_ring() {
             "{l}"
         );
     }
+    // A director stopping says so to the other (ring-protocol.md §9.4).
+    let mut ds = ds;
+    let status = ds[1].stop();
+    assert!(status.success(), "{status:?}");
+    ds[0].wait_log(&format!(
+        "Director 127.0.0.2:{port}/left disconnected us with reason: Shutting down"
+    ));
 }
 
 #[test]

@@ -184,6 +184,12 @@ impl Owner {
                 error!("BUG: directory invariant broken: {e}");
             }
         }
+        // Ring peers are told why we go (`QUIT\tShutting down`); dropping the connection table
+        // afterwards lets every connection flush and close.
+        if self.ring.is_some() {
+            self.ring_handle(crate::ring::RingEvent::Shutdown);
+        }
+        self.ring = None;
         // Queued requests are answered with a temporary failure rather than dropped.
         for d in self.delayed.drain(..) {
             let _ = d.reply.send(HostOutcome::Failed);

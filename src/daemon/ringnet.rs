@@ -37,6 +37,9 @@ const RING_BACKLOG: i32 = 128;
 /// are numbered below it.
 pub const OUTGOING_BIT: u64 = 1 << 63;
 
+/// How long a connection may keep flushing its output after shutdown started.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
+
 /// Bound on a connect() (`ring-protocol.md` §9.1: "Connect timed out" after 10 s).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -407,8 +410,14 @@ async fn serve(
         let _ = w.shutdown().await;
         None
     };
+    // At shutdown the owner queues `QUIT` and closes every connection; give that a moment
+    // to go out before giving up on a peer that does not read.
+    let stop = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_FLUSH).await;
+    };
     let why = tokio::select! {
-        _ = shutdown.cancelled() => None,
+        _ = stop => None,
         why = reading => why,
         why = writing => why,
     };
