@@ -1,10 +1,10 @@
 //! The state owner's ring side: what it does with [`RingIo`] events and how `DIRECTOR-LIST`
 //! looks for a ring director (`admin-protocol.md` §6.13).
 //!
-//! Only the I/O wiring lives here: the accept filter of Dovecot's `director_client_connected()`
-//! (`src/director/main.c`), adopting and forgetting connections, and the output-buffer limit.
-//! The ring protocol itself (handshake, SYNC, user merging) belongs to the ring state machine;
-//! until it is wired in, lines are only logged and the ring stays unhandshaked.
+//! The accept filter of Dovecot's `director_client_connected()` (`src/director/main.c`) runs
+//! here, against the ring's current director list; everything else goes to the ring state
+//! machine through `ringcore.rs`. `last_failed` and ping times are not known to the owner yet
+//! and are listed as 0; handshake USER counts likewise.
 
 use std::net::IpAddr;
 
