@@ -16,8 +16,8 @@ use crate::username_hash::UsernameHash;
 
 /// What to do with one line.
 pub enum Processed {
-    /// Write these bytes now (LF included).
-    Now(Vec<u8>),
+    /// The reply (LF included) was appended to the output buffer.
+    Done,
     /// Write the bytes this future yields when it completes (a delayed lookup).
     Later(Pin<Box<dyn Future<Output = Vec<u8>> + Send>>),
     /// The state owner is gone: the daemon is stopping.
@@ -53,9 +53,10 @@ impl ReplyRewriter {
     }
 
     /// Processes one line (without its LF): forward, decorate, hold back, or temp_fail.
-    pub async fn process(&self, line: &[u8]) -> Processed {
+    /// An immediate reply is appended to `out`.
+    pub async fn process(&self, line: &[u8], out: &mut Vec<u8>) -> Processed {
         let Some(ex) = passdb::examine(line, self.kind) else {
-            return Processed::Now(with_lf(line));
+            return with_lf(line, out);
         };
         for bad in &ex.bad_fields {
             warn!(
@@ -65,10 +66,10 @@ impl ReplyRewriter {
             );
         }
         if !ex.needs_host() {
-            return Processed::Now(with_lf(line));
+            return with_lf(line, out);
         }
         let Some(name) = ex.lookup_name(self.separator) else {
-            return Processed::Now(with_lf(line));
+            return with_lf(line, out);
         };
         let hash = self.hasher.hash(name);
         let username = String::from_utf8_lossy(name).into_owned();
@@ -77,22 +78,23 @@ impl ReplyRewriter {
         match self.owner.request_host(tag, hash, username).await {
             None => Processed::Shutdown,
             Some(LookupAnswer::Done(outcome)) => {
-                Processed::Now(finish(line, kind, &outcome, self.proxy_refresh))
+                finish(line, kind, &outcome, self.proxy_refresh, out);
+                Processed::Done
             }
             Some(LookupAnswer::Queued(rx)) => {
                 let line = line.to_vec();
                 let refresh = self.proxy_refresh;
                 Processed::Later(Box::pin(async move {
+                    let mut out = Vec::with_capacity(line.len() + 64);
                     match rx.await {
-                        Ok(outcome) => finish(&line, kind, &outcome, refresh),
+                        Ok(outcome) => finish(&line, kind, &outcome, refresh, &mut out),
                         Err(_) => {
                             // The owner dropped the request (shutting down): fail it.
                             error!("director: host lookup aborted");
-                            let mut out = Vec::new();
                             passdb::temp_fail(&line, &mut out);
-                            out
                         }
                     }
+                    out
                 }))
             }
         }
@@ -102,8 +104,13 @@ impl ReplyRewriter {
 /// The reply for a decided lookup (`auth-proxy.md` §6).
 /// The line is examined again rather than carried along, because a delayed reply outlives the
 /// borrow the examination holds.
-fn finish(line: &[u8], kind: ReplyKind, outcome: &HostOutcome, proxy_refresh: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(line.len() + 64);
+fn finish(
+    line: &[u8],
+    kind: ReplyKind,
+    outcome: &HostOutcome,
+    proxy_refresh: u32,
+    out: &mut Vec<u8>,
+) {
     let is_self =
         |ip| passdb::examine(line, kind).is_some_and(|ex| ex.proxy_maybe && ex.is_self(ip));
     match outcome {
@@ -114,18 +121,16 @@ fn finish(line: &[u8], kind: ReplyKind, outcome: &HostOutcome, proxy_refresh: u3
         HostOutcome::Host { ip, hostname } => {
             let ip_text = director_parsers::ip::ip_to_string(ip);
             match hostname {
-                Some(name) => passdb::decorate(line, proxy_refresh, name, Some(&ip_text), &mut out),
-                None => passdb::decorate(line, proxy_refresh, &ip_text, None, &mut out),
+                Some(name) => passdb::decorate(line, proxy_refresh, name, Some(&ip_text), out),
+                None => passdb::decorate(line, proxy_refresh, &ip_text, None, out),
             }
         }
-        HostOutcome::Failed => passdb::temp_fail(line, &mut out),
+        HostOutcome::Failed => passdb::temp_fail(line, out),
     }
-    out
 }
 
-fn with_lf(line: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(line.len() + 1);
-    v.extend_from_slice(line);
-    v.push(b'\n');
-    v
+fn with_lf(line: &[u8], out: &mut Vec<u8>) -> Processed {
+    out.extend_from_slice(line);
+    out.push(b'\n');
+    Processed::Done
 }
