@@ -8,7 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use director_parsers::passdb::{self, ReplyKind};
+use director_parsers::passdb::{self, Examined, ReplyKind};
 use tracing::{error, warn};
 
 use super::events::{HostOutcome, LookupAnswer, OwnerHandle};
@@ -74,11 +74,18 @@ impl ReplyRewriter {
         let hash = self.hasher.hash(name);
         let username = String::from_utf8_lossy(name).into_owned();
         let tag = ex.tag.to_vec();
-        let kind = self.kind;
+        // The proxy_maybe "self" rule needs lip/port/lport after the lookup; nothing else
+        // of the examination is needed again.
+        let self_rule = ex.proxy_maybe.then(|| Examined {
+            lip: ex.lip,
+            port: ex.port,
+            lport: ex.lport,
+            ..Examined::default()
+        });
         match self.owner.request_host(tag, hash, username).await {
             None => Processed::Shutdown,
             Some(LookupAnswer::Done(outcome)) => {
-                finish(line, kind, &outcome, self.proxy_refresh, out);
+                finish(line, &outcome, self.proxy_refresh, self_rule.as_ref(), out);
                 Processed::Done
             }
             Some(LookupAnswer::Queued(rx)) => {
@@ -87,7 +94,9 @@ impl ReplyRewriter {
                 Processed::Later(Box::pin(async move {
                     let mut out = Vec::with_capacity(line.len() + 64);
                     match rx.await {
-                        Ok(outcome) => finish(&line, kind, &outcome, refresh, &mut out),
+                        Ok(outcome) => {
+                            finish(&line, &outcome, refresh, self_rule.as_ref(), &mut out)
+                        }
                         Err(_) => {
                             // The owner dropped the request (shutting down): fail it.
                             error!("director: host lookup aborted");
@@ -102,17 +111,15 @@ impl ReplyRewriter {
 }
 
 /// The reply for a decided lookup (`auth-proxy.md` §6).
-/// The line is examined again rather than carried along, because a delayed reply outlives the
-/// borrow the examination holds.
+/// `self_rule` carries the line's `lip`/`port`/`lport` when it had `director_proxy_maybe`.
 fn finish(
     line: &[u8],
-    kind: ReplyKind,
     outcome: &HostOutcome,
     proxy_refresh: u32,
+    self_rule: Option<&Examined<'static>>,
     out: &mut Vec<u8>,
 ) {
-    let is_self =
-        |ip| passdb::examine(line, kind).is_some_and(|ex| ex.proxy_maybe && ex.is_self(ip));
+    let is_self = |ip| self_rule.is_some_and(|ex| ex.is_self(ip));
     match outcome {
         HostOutcome::Host { ip, .. } if is_self(*ip) => {
             out.extend_from_slice(line);
