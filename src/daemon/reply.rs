@@ -5,9 +5,11 @@
 //!
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use director_parsers::ip::{ip_to_string, ipv4_text, IPV4_MAX};
 use director_parsers::passdb::{self, Examined, ReplyKind};
 use tracing::{error, warn};
 
@@ -126,10 +128,18 @@ fn finish(
             out.push(b'\n');
         }
         HostOutcome::Host { ip, hostname } => {
-            let ip_text = director_parsers::ip::ip_to_string(ip);
+            let mut v4 = [0; IPV4_MAX];
+            let v6;
+            let ip_text = match ip {
+                IpAddr::V4(a) => ipv4_text(a, &mut v4),
+                IpAddr::V6(_) => {
+                    v6 = ip_to_string(ip);
+                    v6.as_str()
+                }
+            };
             match hostname {
-                Some(name) => passdb::decorate(line, proxy_refresh, name, Some(&ip_text), out),
-                None => passdb::decorate(line, proxy_refresh, &ip_text, None, out),
+                Some(name) => passdb::decorate(line, proxy_refresh, name, Some(ip_text), out),
+                None => passdb::decorate(line, proxy_refresh, ip_text, None, out),
             }
         }
         HostOutcome::Failed => passdb::temp_fail(line, out),
