@@ -74,7 +74,11 @@ impl ReplyRewriter {
             return with_lf(line, out);
         };
         let hash = self.hasher.hash(name);
-        let username = String::from_utf8_lossy(name).into_owned();
+        // Names are UTF-8 in practice; the lossy path walks the bytes more slowly.
+        let username = match std::str::from_utf8(name) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(name).into_owned(),
+        };
         let tag = ex.tag.to_vec();
         // The proxy_maybe "self" rule needs lip/port/lport after the lookup; nothing else
         // of the examination is needed again.
