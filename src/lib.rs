@@ -10,6 +10,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod kick;
 pub mod mail_hosts;
+pub mod ring;
 pub mod state;
 pub mod username_hash;
 pub mod values;

@@ -61,7 +61,19 @@ fn clock_ticks_per_sec() -> u64 {
 
 /// The pid of the process named `comm` whose parent is `parent`.
 pub fn child_named(parent: i32, comm: &str) -> Option<i32> {
-    for entry in fs::read_dir("/proc").ok()?.flatten() {
+    children(parent)
+        .into_iter()
+        .find(|(_, name)| name == comm)
+        .map(|(pid, _)| pid)
+}
+
+/// The direct children of `parent`, as (pid, process name).
+pub fn children(parent: i32) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
@@ -73,11 +85,11 @@ pub fn child_named(parent: i32, comm: &str) -> Option<i32> {
         };
         let name = head.split_once('(').map(|(_, n)| n).unwrap_or("");
         let ppid = tail.split_whitespace().nth(1).and_then(|p| p.parse().ok());
-        if name == comm && ppid == Some(parent) {
-            return Some(pid);
+        if ppid == Some(parent) {
+            out.push((pid, name.to_string()));
         }
     }
-    None
+    out
 }
 
 /// Whether `pid` exists and is not a zombie.

@@ -149,7 +149,13 @@ impl Target {
                 }
             }
             Some(Owned::Child(mut child)) => {
-                procstat::signal(child.id() as i32, libc::SIGTERM);
+                // A BENCH_OURS_WRAPPER such as strace runs directord as its own child; stop
+                // that one too, or it outlives the wrapper.
+                let pid = child.id() as i32;
+                for (grandchild, _) in procstat::children(pid) {
+                    procstat::signal(grandchild, libc::SIGTERM);
+                }
+                procstat::signal(pid, libc::SIGTERM);
                 let deadline = Instant::now() + STOP_TIMEOUT;
                 while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
                     std::thread::sleep(POLL);

@@ -17,8 +17,11 @@ pub mod backend;
 pub mod bounded;
 pub mod clients;
 pub mod directord;
+pub mod flush_capture;
 pub mod mail_user;
 pub mod proxy;
+pub mod session;
+pub mod tuned;
 
 pub use backend::{start_backends, Backend};
 pub use bounded::bounded;

@@ -1,0 +1,243 @@
+//! The director ring (`ring-protocol.md`): a pure, deterministic, sans-IO state machine.
+//!
+//! [`Ring`] owns the director list, the ring connections' protocol state and the
+//! [`Directory`](crate::state::Directory) (hosts and users). The daemon feeds it [`RingEvent`]s with the current time
+//! and carries out the returned [`RingEffect`]s (send a line, connect, close, arm a timer,
+//! log). Nothing in here touches sockets, clocks or randomness, so the multi-director
+//! simulation in `tests/ring_sim.rs` can replay any interleaving from a seed.
+//!
+//! Layout: `peer` (director records, ring order), `conn` (per-connection handshake),
+//! `topology` (left/right, connect procedure, CONNECT, membership), `sync` (SYNC rounds),
+//! `hosts` (HOST/HOST-REMOVE/HOST-FLUSH), `users` (USER merge, weak users, moves, kicks),
+//! `timers` (timer dispatch, invariants), `facade` (event dispatch).
+
+mod conn;
+mod facade;
+mod hosts;
+mod peer;
+mod sync;
+mod timers;
+mod topology;
+mod users;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_users;
+
+pub use conn::{ConnInfo, ConnRole};
+pub use facade::Ring;
+pub use peer::DirAddr;
+
+use crate::state::Tag;
+use std::net::IpAddr;
+
+/// Identifies one ring TCP connection. Ids the ring allocates for its own outgoing
+/// connections have [`ConnId::OUTGOING_BIT`] set; the daemon numbers accepted connections
+/// below it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+impl ConnId {
+    /// Set in ids of connections the ring asked to open ([`RingEffect::Connect`]).
+    pub const OUTGOING_BIT: u64 = 1 << 63;
+}
+
+/// Log severity of a [`RingEffect::Log`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// `-D` debug lines.
+    Debug,
+    /// Informational.
+    Info,
+    /// Warnings.
+    Warning,
+    /// Errors.
+    Error,
+}
+
+/// Why a login request could not be routed yet (`ring-protocol.md` §6.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitReason {
+    /// The first ring sync has not completed.
+    RingNotHandshaked,
+    /// A new user while the ring is unsynced.
+    RingNotSynced,
+    /// No usable host in the tag.
+    NoHosts,
+    /// The user is weak (waiting for USER-WEAK to come round).
+    WeakUser,
+    /// The user is being moved or kicked.
+    KillWaiting,
+}
+
+/// Result of a [`RingEvent::Login`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routing {
+    /// Proxy the session to this backend.
+    Host(IpAddr),
+    /// Retry later (the daemon queues the request, 30 s limit).
+    Wait(WaitReason),
+}
+
+/// A change requested on the admin socket; its ring traffic originates from us (§5.6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminCmd {
+    /// HOST-SET / HOST-UPDATE: create the host if needed and set its vhost count.
+    HostSet {
+        /// Backend address.
+        ip: IpAddr,
+        /// Tag for a new host.
+        tag: Tag,
+        /// New vhost count (`None`: keep / default).
+        vhosts: Option<u32>,
+    },
+    /// HOST-UP / HOST-DOWN.
+    HostUpDown {
+        /// Backend address.
+        ip: IpAddr,
+        /// True for HOST-DOWN.
+        down: bool,
+    },
+    /// HOST-REMOVE.
+    HostRemove(IpAddr),
+    /// HOST-FLUSH of one host.
+    HostFlush(IpAddr),
+    /// USER-MOVE of a user hash to a host.
+    UserMove {
+        /// Username hash.
+        hash: u32,
+        /// Target backend.
+        ip: IpAddr,
+    },
+    /// USER-KICK of a username.
+    UserKick(Vec<u8>),
+    /// DIRECTOR-ADD.
+    DirectorAdd(DirAddr),
+    /// DIRECTOR-REMOVE.
+    DirectorRemove(DirAddr),
+}
+
+/// Result of an [`AdminCmd`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminOutcome {
+    /// Applied (and broadcast if it changed anything).
+    Ok,
+    /// Unknown host or director (`NOTFOUND`).
+    NotFound,
+    /// The host was changed since the last ring sync (`host is already being updated`).
+    BeingUpdated,
+    /// The user is being moved (`TRYAGAIN`).
+    TryAgain,
+    /// Invalid parameters (e.g. too many vhosts, tag change).
+    Invalid,
+}
+
+/// Input to [`Ring::handle`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RingEvent {
+    /// The daemon started: run the initial connect procedure.
+    Start,
+    /// A TCP connection is up: accepted (`incoming`, `peer` = source address with port 0 or
+    /// the source port) or one we asked for with [`RingEffect::Connect`] now connected.
+    Connected {
+        /// The connection.
+        conn: ConnId,
+        /// Accepted rather than dialled.
+        incoming: bool,
+        /// The remote address.
+        peer_ip: IpAddr,
+    },
+    /// One complete input line without its LF (CR already stripped).
+    Line {
+        /// The connection it arrived on.
+        conn: ConnId,
+        /// The line.
+        bytes: Vec<u8>,
+    },
+    /// The connection failed or was closed by the remote side (EOF, error, connect failure).
+    Closed {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// The timer armed by [`RingEffect::ArmTimer`] fired (early calls are harmless).
+    Timer,
+    /// An admin command.
+    Admin(AdminCmd),
+    /// A login needs a backend for this user (created or refreshed locally).
+    Login {
+        /// The user's tag.
+        tag: Tag,
+        /// Username hash.
+        hash: u32,
+    },
+    /// The local kick of a moving user finished (answers [`RingEffect::Kick`] with a hash).
+    KickDone {
+        /// Username hash.
+        hash: u32,
+    },
+    /// Shut down: QUIT every connection.
+    Shutdown,
+}
+
+/// Output of [`Ring::handle`], to be carried out in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RingEffect {
+    /// Write one line (with its LF) to a connection.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The complete line including `\n`.
+        line: Vec<u8>,
+    },
+    /// Open a ring connection from our own address to a director.
+    Connect {
+        /// The id the ring will know the connection by.
+        conn: ConnId,
+        /// Target address.
+        ip: IpAddr,
+        /// Target ring port.
+        port: u16,
+    },
+    /// Close a connection (after flushing what was sent); the ring has already forgotten it.
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// Why (for the log).
+        reason: String,
+    },
+    /// Call [`Ring::handle`] with [`RingEvent::Timer`] at this time (ms), replacing any
+    /// earlier request.
+    ArmTimer {
+        /// Absolute time in milliseconds, same clock as `now`.
+        at_ms: u64,
+    },
+    /// A log line; operators grep these texts (§10).
+    Log {
+        /// Severity.
+        level: LogLevel,
+        /// The text.
+        text: String,
+    },
+    /// The ring's synced state changed.
+    SyncedChanged(bool),
+    /// Kick local sessions of a user hash except those on `except` (`KICK-DIRECTOR-HASH`);
+    /// for a moving user the daemon answers with [`RingEvent::KickDone`].
+    Kick {
+        /// Username hash.
+        hash: u32,
+        /// Sessions on this backend stay.
+        except: Option<IpAddr>,
+    },
+    /// Kick local sessions of a username (`KICK`).
+    KickUser(Vec<u8>),
+    /// The answer to a [`RingEvent::Login`].
+    Routed {
+        /// Username hash.
+        hash: u32,
+        /// Where to go, or why to wait.
+        routing: Routing,
+    },
+    /// The answer to a [`RingEvent::Admin`].
+    AdminDone(AdminOutcome),
+}
