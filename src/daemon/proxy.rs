@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error};
 
 use super::lines::{LineEvent, LineReader};
-use super::reply::{Processed, ReplyRewriter};
+use super::reply::{Asked, Processed, ReplyRewriter};
 
 /// How long connecting to the auth server is retried on ECONNREFUSED/EAGAIN
 /// (`auth-connection.c`: `AUTH_CONNECT_RETRY_TIMEOUT_MSECS`-like behaviour of `net_connect_unix_with_retries`).
@@ -31,6 +31,9 @@ const COPY_CHUNK: usize = 4096;
 
 /// Initial capacity of a connection's reply batch buffer.
 const BATCH_START: usize = 4096;
+/// At most this many lines are asked for before their answers are awaited; the rest of
+/// a long burst waits for the next round (bounds the latency of the first reply).
+const BATCH_LINES: usize = 128;
 /// A batch buffer grown beyond this (a burst of long lines) is shrunk back after its write.
 const BATCH_KEEP: usize = 64 * 1024;
 
@@ -143,7 +146,9 @@ pub enum PumpEnd {
 ///
 /// Every complete line already read is processed before anything is written, and the
 /// results go out in one write: one `sendto` per read instead of one per reply line
-/// roughly halved the CPU per request under pipelined load (BENCHMARKS.md).
+/// roughly halved the CPU per request under pipelined load (BENCHMARKS.md). Within such a
+/// batch all host requests are sent to the state owner before the first answer is awaited,
+/// and the answers are taken in line order, so replies keep the order of their lines.
 pub async fn pump<R, W>(
     reader: &mut LineReader<R>,
     out: &mut W,
@@ -157,6 +162,7 @@ where
 {
     let mut pending: JoinSet<Vec<u8>> = JoinSet::new();
     let mut batch: Vec<u8> = Vec::with_capacity(BATCH_START);
+    let mut lines: Vec<Asked> = Vec::new();
     // Made once: creating them anew in every select! cost about 550 instructions a line.
     let stopping = shutdown.cancelled();
     let closed = peer_closed.cancelled();
@@ -174,19 +180,18 @@ where
                 Err(_) => continue,
             },
             ev = reader.next_line() => {
+                // Every request goes to the owner before any answer is awaited.
                 let mut ev = Some(ev);
                 while let Some(next) = ev.take() {
                     match next {
-                        Ok(LineEvent::Line(line)) => match rewriter.process(&line, &mut batch).await {
-                            Processed::Done => {}
-                            Processed::Later(fut) => {
-                                pending.spawn(fut);
-                            }
-                            Processed::Shutdown => {
-                                end = Some(PumpEnd::Stopped);
+                        Ok(LineEvent::Line(line)) => {
+                            let asked = rewriter.ask(line).await;
+                            let stop = matches!(asked, Asked::Shutdown);
+                            lines.push(asked);
+                            if stop {
                                 break;
                             }
-                        },
+                        }
                         Ok(LineEvent::TooLong) => {
                             end = Some(PumpEnd::TooLong);
                             break;
@@ -200,7 +205,21 @@ where
                             break;
                         }
                     }
-                    ev = reader.buffered_line().map(Ok);
+                    if lines.len() < BATCH_LINES {
+                        ev = reader.buffered_line().map(Ok);
+                    }
+                }
+                for asked in lines.drain(..) {
+                    match rewriter.answer(asked, &mut batch).await {
+                        Processed::Done => {}
+                        Processed::Later(fut) => {
+                            pending.spawn(fut);
+                        }
+                        Processed::Shutdown => {
+                            end = Some(PumpEnd::Stopped);
+                            break;
+                        }
+                    }
                 }
             },
         };

@@ -9,11 +9,13 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use director_parsers::ip::{ip_to_string, ipv4_text, IPV4_MAX};
 use director_parsers::passdb::{self, Examined, ReplyKind};
+use tokio::sync::oneshot;
 use tracing::{error, warn};
 
-use super::events::{HostOutcome, LookupAnswer, OwnerHandle};
+use super::events::{Event, HostOutcome, HostRequest, LookupAnswer, OwnerHandle};
 use crate::username_hash::UsernameHash;
 
 /// What to do with one line.
@@ -24,6 +26,23 @@ pub enum Processed {
     Later(Pin<Box<dyn Future<Output = Vec<u8>> + Send>>),
     /// The state owner is gone: the daemon is stopping.
     Shutdown,
+}
+
+/// A line after [`ReplyRewriter::ask`], waiting for [`ReplyRewriter::answer`].
+pub enum Asked {
+    /// Forward the line unchanged.
+    Forward(Bytes),
+    /// The owner has been asked for the line's host.
+    Lookup(Lookup),
+    /// The state owner is gone: the daemon is stopping.
+    Shutdown,
+}
+
+/// A line whose host request is with the state owner.
+pub struct Lookup {
+    line: Bytes,
+    rx: oneshot::Receiver<LookupAnswer>,
+    self_rule: Option<Examined<'static>>,
 }
 
 /// Per-listener-kind line processing, shared by all connections of that kind.
@@ -54,11 +73,13 @@ impl ReplyRewriter {
         }
     }
 
-    /// Processes one line (without its LF): forward, decorate, hold back, or temp_fail.
-    /// An immediate reply is appended to `out`.
-    pub async fn process(&self, line: &[u8], out: &mut Vec<u8>) -> Processed {
-        let Some(ex) = passdb::examine(line, self.kind) else {
-            return with_lf(line, out);
+    /// First half of processing one line (without its LF): examine it and, if it needs a
+    /// host, send the request to the state owner without waiting for the answer. A
+    /// connection asks for every line it has read before it waits for any answer, so the
+    /// owner is woken once per read rather than once per line.
+    pub async fn ask(&self, line: Bytes) -> Asked {
+        let Some(ex) = passdb::examine(&line, self.kind) else {
+            return Asked::Forward(line);
         };
         for bad in &ex.bad_fields {
             warn!(
@@ -68,10 +89,10 @@ impl ReplyRewriter {
             );
         }
         if !ex.needs_host() {
-            return with_lf(line, out);
+            return Asked::Forward(line);
         }
         let Some(name) = ex.lookup_name(self.separator) else {
-            return with_lf(line, out);
+            return Asked::Forward(line);
         };
         let hash = self.hasher.hash(name);
         // Names are UTF-8 in practice; the lossy path walks the bytes more slowly.
@@ -88,14 +109,46 @@ impl ReplyRewriter {
             lport: ex.lport,
             ..Examined::default()
         });
-        match self.owner.request_host(tag, hash, username).await {
-            None => Processed::Shutdown,
-            Some(LookupAnswer::Done(outcome)) => {
-                finish(line, &outcome, self.proxy_refresh, self_rule.as_ref(), out);
+        let (reply, rx) = oneshot::channel();
+        let req = HostRequest {
+            tag,
+            hash,
+            username,
+            reply,
+        };
+        if !self.owner.send(Event::HostRequest(req)).await {
+            return Asked::Shutdown;
+        }
+        Asked::Lookup(Lookup {
+            line,
+            rx,
+            self_rule,
+        })
+    }
+
+    /// Second half: the reply for an [`Asked`] line, appended to `out` when it is decided
+    /// now (forward, decorate or temp_fail), or held back.
+    pub async fn answer(&self, asked: Asked, out: &mut Vec<u8>) -> Processed {
+        let Lookup {
+            line,
+            rx,
+            self_rule,
+        } = match asked {
+            Asked::Forward(line) => {
+                out.extend_from_slice(&line);
+                out.push(b'\n');
+                return Processed::Done;
+            }
+            Asked::Shutdown => return Processed::Shutdown,
+            Asked::Lookup(lookup) => lookup,
+        };
+        match rx.await {
+            Err(_) => Processed::Shutdown,
+            Ok(LookupAnswer::Done(outcome)) => {
+                finish(&line, &outcome, self.proxy_refresh, self_rule.as_ref(), out);
                 Processed::Done
             }
-            Some(LookupAnswer::Queued(rx)) => {
-                let line = line.to_vec();
+            Ok(LookupAnswer::Queued(rx)) => {
                 let refresh = self.proxy_refresh;
                 Processed::Later(Box::pin(async move {
                     let mut out = Vec::with_capacity(line.len() + 64);
@@ -148,10 +201,4 @@ fn finish(
         }
         HostOutcome::Failed => passdb::temp_fail(line, out),
     }
-}
-
-fn with_lf(line: &[u8], out: &mut Vec<u8>) -> Processed {
-    out.extend_from_slice(line);
-    out.push(b'\n');
-    Processed::Done
 }
