@@ -1,7 +1,8 @@
 //! Two and three real `directord`s on 127.0.0.x form a ring over TCP (`ring-protocol.md`
 //! §§3-6): every director's DIRECTOR-LIST says `ring synced`, with its neighbours as left
 //! and right connections; a host change made on one director and a user created by a login
-//! on one show on all of them, and so does a user moved on one.
+//! on one show on all of them, and so does a user moved on one; proxy-notify refreshes on
+//! one director keep the user alive on all (`auth-proxy.md` §9).
 
 mod daemon_support;
 
@@ -21,11 +22,16 @@ fn free_port() -> u16 {
 
 /// Starts one director per IP, all listing each other on `port`.
 fn ring(ips: &[&str], port: u16) -> Vec<Daemon> {
+    ring_with(ips, port, "")
+}
+
+/// [`ring`] with extra `[director]` settings lines.
+fn ring_with(ips: &[&str], port: u16, extra: &str) -> Vec<Daemon> {
     let servers = ips.join(" ");
     ips.iter()
         .map(|ip| {
             Daemon::start(&format!(
-                "{HOSTS3}listen = \"{ip}:{port}\"\nservers = \"{servers}\"\n\
+                "{HOSTS3}{extra}listen = \"{ip}:{port}\"\nservers = \"{servers}\"\n\
                  [listeners.\"director-authreply\"]\nmode = \"0600\"\n"
             ))
         })
@@ -160,4 +166,85 @@ fn changes_and_users_reach_every_director() {
             .find(|x| x.starts_with("10.0.0.3\t"))
             .is_some_and(|x| x.split('\t').nth(4) == Some("D"))
     });
+}
+
+/// `USER-LIST` as (hash, expire) pairs.
+fn user_list(d: &Daemon) -> Vec<(u32, u64)> {
+    d.admin()
+        .list("USER-LIST")
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].parse().unwrap(), f[1].parse().unwrap())
+        })
+        .collect()
+}
+
+/// Polls until every director lists exactly `n` users (bounded); returns the lists.
+fn wait_users(ds: &[Daemon], n: usize) -> Vec<Vec<(u32, u64)>> {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lists: Vec<_> = ds.iter().map(user_list).collect();
+        if lists.iter().all(|l| l.len() == n) {
+            return lists;
+        }
+        assert!(Instant::now() < end, "{lists:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// auth-proxy.md §9 with ring-protocol.md §8.1: a user refreshed through one director's
+/// proxy-notify FIFO stays alive past `director_user_expire` on every director (the refresh
+/// goes round as `USER` with the new timestamp); an unrefreshed user expires everywhere.
+#[test]
+fn notify_refreshes_keep_a_user_alive_on_every_director() {
+    let port = free_port();
+    let ds = ring_with(
+        &["127.0.0.31", "127.0.0.32"],
+        port,
+        "user_expire = \"10s\"\n",
+    );
+    wait_synced(&ds);
+
+    assert!(login(&ds[0], "alice").ends_with("\thost=10.0.0.2\n"));
+    let lists = wait_users(&ds, 1);
+    let alice = lists[0][0].0;
+    let alice_expire_b = lists[1][0].1;
+    login(&ds[0], "bob");
+    let lists = wait_users(&ds, 2);
+    let bob = lists[0].iter().find(|u| u.0 != alice).unwrap().0;
+    let bob_logged_in = Instant::now();
+
+    // The login process writes the proxy user every few seconds while the session lasts.
+    let mut fifo = std::fs::OpenOptions::new()
+        .write(true)
+        .open(ds[0].path("login/proxy-notify"))
+        .unwrap();
+    while bob_logged_in.elapsed() < Duration::from_secs(13) {
+        fifo.write_all(b"alice\n").unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    fifo.write_all(b"alice\n").unwrap();
+
+    // bob (10 s, never refreshed) is gone everywhere; alice is listed on both, and B's
+    // expiry moved on by the refreshes A sent round (at least 12 s of them).
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let lists: Vec<_> = ds.iter().map(user_list).collect();
+        let ok = lists
+            .iter()
+            .all(|l| l.iter().any(|u| u.0 == alice) && !l.iter().any(|u| u.0 == bob))
+            && lists[1]
+                .iter()
+                .any(|u| u.0 == alice && u.1 >= alice_expire_b + 12);
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "alice={alice} (B expire was {alice_expire_b}) bob={bob}: {lists:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

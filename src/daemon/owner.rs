@@ -202,8 +202,15 @@ impl Owner {
             Event::NotifyRefresh { hash, line } => {
                 let now = self.clock.now_secs();
                 self.warn_late_refresh(hash, &line, now);
-                let refreshed = self.dir.notify_refresh(hash, now);
-                debug!(user = %line, hash, tags = refreshed.len(), "notify refresh");
+                if self.ring.is_some() {
+                    // The ring owns the users (our directory is only its copy) and tells
+                    // the other directors (`USER`).
+                    debug!(user = %line, hash, "notify refresh (ring)");
+                    self.ring_handle(crate::ring::RingEvent::Refresh { hash });
+                } else {
+                    let refreshed = self.dir.notify_refresh(hash, now);
+                    debug!(user = %line, hash, tags = refreshed.len(), "notify refresh");
+                }
             }
             Event::Admin { request, reply } => self.admin(request, reply),
             Event::KickDone { token, result } => self.kick_done(token, result),

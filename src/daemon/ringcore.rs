@@ -5,9 +5,9 @@
 //! The ring owns the hosts and users: logins and admin changes go through it, and after
 //! every ring event the owner's directory is replaced by a copy of the ring's, which the
 //! read-only admin commands use (O(users) per event: fine for tests, to be replaced by reads
-//! from the ring). Kicks the ring asks for go to ipc. Not wired yet: proxy-notify refreshes
-//! (users expire on the ring after `director_user_expire` even while sessions refresh them)
-//! and the flush program after moves.
+//! from the ring). Kicks the ring asks for go to ipc; proxy-notify
+//! refreshes go to the ring ([`RingEvent::Refresh`]). Not wired yet: the flush program after
+//! moves.
 
 use std::collections::VecDeque;
 

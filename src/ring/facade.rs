@@ -169,6 +169,7 @@ impl Ring {
                 let routing = self.login(&tag, hash);
                 self.out.push(RingEffect::Routed { hash, routing });
             }
+            RingEvent::Refresh { hash } => self.notify_refresh(hash),
             RingEvent::KickDone { hash } => self.kick_done(hash),
             RingEvent::Shutdown => self.shutdown(),
         }

@@ -171,6 +171,12 @@ pub enum RingEvent {
         /// Username hash.
         hash: u32,
     },
+    /// A proxy-notify refresh (`auth-proxy.md` §9): every tag's live entry for the hash gets
+    /// timestamp now and is announced with `USER`; unknown users are ignored.
+    Refresh {
+        /// Username hash.
+        hash: u32,
+    },
     /// The local kick of a moving user finished (answers [`RingEffect::Kick`] with a hash).
     KickDone {
         /// Username hash.

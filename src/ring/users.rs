@@ -295,6 +295,20 @@ impl Ring {
         Routing::Host(ip)
     }
 
+    /// A proxy-notify refresh: like a login of an existing entry, in every tag, but never
+    /// creating one and without the weak/near-expiry checks (Dovecot's notify path has none).
+    pub(super) fn notify_refresh(&mut self, hash: u32) {
+        let now = self.secs();
+        for tag in 0..self.dir.tags().len() as u32 {
+            if self.dir.lookup(tag, hash, now).is_none() {
+                continue;
+            }
+            let key = UserKey { tag, hash };
+            self.dir.refresh_user(key, now, now);
+            self.broadcast_user(key, None);
+        }
+    }
+
     /// USER-MOVE received (§8.3).
     pub(super) fn on_user_move(&mut self, id: ConnId, origin: Origin, hash: u32, ip: IpAddr) {
         let Seen::New(fwd) = self.seen_check(origin) else {
