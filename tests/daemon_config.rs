@@ -182,7 +182,7 @@ fn bad_values_name_the_key() {
         ("username_hash = \"%x\"", "[director] username_hash:"),
         (
             "servers = \"10.0.0.1:9090\"",
-            "[director] servers: director rings are not supported yet",
+            "[director] listen: No inet_listeners defined for director service",
         ),
         (
             "flush_socket = \"unix:%x\"",

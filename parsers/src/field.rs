@@ -166,8 +166,19 @@ pub(crate) fn want_min_args(args: &[&[u8]], n: usize) -> Result<(), ParseError> 
 }
 
 /// Append `n` in decimal.
-pub(crate) fn push_u32(out: &mut Vec<u8>, n: u32) {
-    out.extend_from_slice(n.to_string().as_bytes());
+pub(crate) fn push_u32(out: &mut Vec<u8>, mut n: u32) {
+    // By hand: `to_string` allocated and went through `core::fmt` once per auth reply.
+    let mut digits = [0u8; 10];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 /// Append `\t` and each field's raw bytes.
@@ -207,6 +218,26 @@ pub(crate) mod strategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_u32_is_decimal() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            450,
+            4_294_967_295,
+            1_000_000_000,
+            999_999_999,
+        ] {
+            let mut out = b"=".to_vec();
+            push_u32(&mut out, n);
+            assert_eq!(out, format!("={n}").into_bytes());
+        }
+    }
 
     #[test]
     fn raw_and_unescaped() {

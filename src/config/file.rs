@@ -38,6 +38,9 @@ pub struct FileConfig {
 pub struct DirectorSection {
     /// `director_servers`: string or array of strings.
     pub servers: Option<toml::Value>,
+    /// The ring listener (Dovecot's director `inet_listener`): `"IP:PORT"`, `"*:PORT"` or a
+    /// port; only used when `servers` is not empty.
+    pub listen: Option<toml::Value>,
     /// `director_mail_servers`: string or array of strings.
     pub mail_servers: Option<toml::Value>,
     /// `director_username_hash`.

@@ -8,6 +8,7 @@
 
 pub mod file;
 pub(crate) mod glue;
+pub mod ring;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use crate::daemon::listener::{ConnKind, ListenerSource, ListenerSpec};
 use file::{FileConfig, ListenerSection};
+pub use ring::RingConfig;
 
 /// The configuration `directord` runs with when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../contrib/directord-default.toml");
@@ -118,6 +120,8 @@ pub struct Config {
     pub listeners: Vec<ListenerSpec>,
     /// `tracing` filter from `[log] level`.
     pub log_level: Option<String>,
+    /// The ring listener and directors; `None` = stand-alone (`director_servers` empty).
+    pub ring: Option<RingConfig>,
 }
 
 /// Dovecot's built-in listeners, with the modes the project's compat config uses.
@@ -178,6 +182,7 @@ impl Config {
             })?,
         };
         let listeners = listeners(&file.listeners, &base_dir)?;
+        let ring = ring_config(&file.director, &director)?;
         Ok(Config {
             base_dir,
             director,
@@ -188,6 +193,7 @@ impl Config {
             dovecot_version,
             listeners,
             log_level: file.log.level.clone(),
+            ring,
         })
     }
 
@@ -222,12 +228,6 @@ fn director_settings(d: &file::DirectorSection) -> Result<DirectorSettings, Conf
     let key = |k: &str| format!("[director] {k}");
     if let Some(v) = &d.servers {
         s.servers = word_list(v, &key("servers"))?;
-        if !s.servers.is_empty() {
-            return Err(ConfigError::new(
-                key("servers"),
-                "director rings are not supported yet; leave director_servers empty (stand-alone)",
-            ));
-        }
     }
     if let Some(v) = &d.mail_servers {
         s.mail_servers = word_list(v, &key("mail_servers"))?.join(" ");
@@ -280,6 +280,32 @@ fn director_settings(d: &file::DirectorSection) -> Result<DirectorSettings, Conf
         s.master_user_separator = v.clone();
     }
     Ok(s)
+}
+
+/// The ring settings: `None` when `servers` is empty (stand-alone, `listen` ignored).
+fn ring_config(
+    d: &file::DirectorSection,
+    s: &DirectorSettings,
+) -> Result<Option<RingConfig>, ConfigError> {
+    if s.servers.is_empty() {
+        return Ok(None);
+    }
+    let listen_key = "[director] listen";
+    let (listen_ip, listen_v6_any, listen_port) = match &d.listen {
+        None => return Err(ConfigError::new(listen_key, ring::NO_LISTENER)),
+        Some(toml::Value::String(v)) => ring::parse_listen(v),
+        Some(toml::Value::Integer(n)) => ring::parse_listen(&n.to_string()),
+        Some(other) => Err(format!("expected \"IP:PORT\" or a port, not {other}")),
+    }
+    .map_err(|e| ConfigError::new(listen_key, e))?;
+    let servers = ring::parse_servers(&s.servers, listen_port, &mut glue::resolve)
+        .map_err(|e| ConfigError::new("[director] servers", e))?;
+    Ok(Some(RingConfig {
+        listen_ip,
+        listen_v6_any,
+        listen_port,
+        servers,
+    }))
 }
 
 /// A space-separated string (Dovecot) or an array of strings (TOML).

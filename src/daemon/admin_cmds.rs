@@ -1,9 +1,9 @@
-//! The 17 doveadm commands as a stand-alone director executes them (`admin-protocol.md` §6).
+//! The 17 doveadm commands (`admin-protocol.md` §6).
 //! Mirrors the command handlers of Dovecot's `src/director/doveadm-connection.c`.
 //!
 //! Runs inside the state owner. Replies are encoded with the parsers crate's reply types, so
-//! the bytes are exactly Dovecot's. A stand-alone director is always ring-synced, so every
-//! PRE-SYNC/POST-SYNC wait of §4 completes at once.
+//! the bytes are exactly Dovecot's. The PRE-SYNC/POST-SYNC waits of §4 live in `ringsync.rs`;
+//! a stand-alone director is always ring-synced, so they complete at once.
 
 use std::net::IpAddr;
 
@@ -28,6 +28,20 @@ impl Owner {
     /// Executes one admin command; the reply goes to `reply` now or later (deferred kicks,
     /// HOST-RESET-USERS).
     pub(super) fn admin(&mut self, request: Request, reply: oneshot::Sender<AdminReply>) {
+        // A ring director runs state changes only on a synced ring (admin-protocol.md §4).
+        let Some((request, reply)) = self.ring_pre_sync(request, reply) else {
+            return;
+        };
+        // Set by changes whose OK waits for the next ring sync.
+        let mut post_sync = false;
+        if let Some(st) = self.ring_admin(&request) {
+            if st == Status::Ok {
+                self.ring_post_sync(status(st), reply);
+            } else {
+                let _ = reply.send(status(st));
+            }
+            return;
+        }
         let now = self.clock.now_secs();
         let out = match request {
             Request::HostList => self.host_list(),
@@ -54,6 +68,7 @@ impl Owner {
                 match outcome {
                     HostSetOutcome::Ok => {
                         self.retry_delayed();
+                        post_sync = true;
                         status(Status::Ok)
                     }
                     HostSetOutcome::NotFound => status(Status::NotFound),
@@ -67,6 +82,7 @@ impl Owner {
                 match self.dir.host_set_down(ip, down, now) {
                     UpDownOutcome::Ok => {
                         self.retry_delayed();
+                        post_sync = true;
                         status(Status::Ok)
                     }
                     UpDownOutcome::Unchanged => status(Status::Ok),
@@ -77,12 +93,14 @@ impl Owner {
             Request::HostRemove { ip } => match self.dir.host_remove(ip) {
                 Ok(_) => {
                     self.retry_delayed();
+                    post_sync = true;
                     status(Status::Ok)
                 }
                 Err(_) => status(Status::NotFound),
             },
             Request::HostFlush { ip } => match self.dir.host_flush(ip) {
                 Ok(n) => {
+                    post_sync = ip.is_some();
                     if ip.is_none() {
                         warn!(
                             "Flushed all backend hosts with {n} users. This is an unsafe \
@@ -150,9 +168,12 @@ impl Owner {
                 self.admin_kick(KickCommand::kick_alt(&field, &value), nowait, reply);
                 return;
             }
-            Request::DirectorList => self.director_list(),
+            Request::DirectorList => match &self.ring {
+                Some(ring) => self.ring_director_list(ring),
+                None => self.director_list(),
+            },
             Request::DirectorAdd { ip, port } => {
-                let port = port.map_or(0, |p| p.get());
+                let port = port.map_or(self.self_addr().1, |p| p.get());
                 // A known director, even one marked removed, is left as it is (real 2.3.19.1:
                 // `ring add` of a removed director answers OK and it stays `removed`).
                 let known = self.directors.iter().any(|d| (d.ip, d.port) == (ip, port));
@@ -170,6 +191,8 @@ impl Owner {
                 status(Status::Ok)
             }
             Request::DirectorRemove { ip, port } => {
+                let me = self.self_addr();
+                let removing_self = (ip, port.map_or(me.1, |p| p.get())) == me;
                 let found = self
                     .directors
                     .iter_mut()
@@ -186,19 +209,29 @@ impl Owner {
                             );
                         }
                         d.removed = true;
+                        post_sync = true;
                         status(Status::Ok)
                     }
                     // Ourselves: found, but a stand-alone director cannot leave its ring.
-                    None if ip == SELF_IP && port.map_or(0, |p| p.get()) == 0 => status(Status::Ok),
+                    None if removing_self => status(Status::Ok),
                     None => status(Status::NotFound),
                 }
             }
         };
-        let _ = reply.send(out);
+        if post_sync {
+            self.ring_post_sync(out, reply);
+        } else {
+            let _ = reply.send(out);
+        }
     }
 
     fn is_self(&self, ip: IpAddr, port: u16) -> bool {
-        ip == SELF_IP && port == 0
+        (ip, port) == self.self_addr()
+    }
+
+    /// Our ring address: Dovecot's dummy 127.0.0.1:0 when stand-alone.
+    fn self_addr(&self) -> (IpAddr, u16) {
+        self.ring.as_ref().map_or((SELF_IP, 0), |r| r.me)
     }
 
     /// `<user>` argument: a hash, or a name hashed with `director_username_hash`.

@@ -89,6 +89,8 @@ pub enum Event {
         /// The flush service answered `+`.
         success: bool,
     },
+    /// Ring TCP I/O: an accepted connection, a connect result, a line, a close.
+    Ring(super::ringnet::RingIo),
     /// Test support: move the owner's clock forward (timers fire as if that time passed).
     AdvanceClock(Duration),
 }

@@ -19,6 +19,10 @@ mod notify;
 pub mod owner;
 pub mod proxy;
 pub mod reply;
+mod ringcore;
+pub mod ringnet;
+mod ringside;
+mod ringsync;
 pub mod sd_notify;
 
 use std::io;
@@ -134,6 +138,14 @@ pub async fn start(config: Config) -> io::Result<RunningDaemon> {
     for spec in &config.listeners {
         bound.push(BoundListener::bind(spec.clone())?);
     }
+    // The ring listener is bound before anything runs, like the others.
+    let ring_listener = match &config.ring {
+        Some(rc) => {
+            let me = rc.find_self(ringnet::can_bind).map_err(invalid)?;
+            Some((me, ringnet::bind_listener(rc.bind_addr())?))
+        }
+        None => None,
+    };
     let socket_paths = bound
         .iter()
         .filter_map(|b| b.path().map(|p| p.to_path_buf()))
@@ -144,6 +156,33 @@ pub async fn start(config: Config) -> io::Result<RunningDaemon> {
     let (tx, rx) = mpsc::channel(OWNER_QUEUE);
     let owner = OwnerHandle::new(tx);
     let ipc = ipc::spawn(&config, owner.clone(), shutdown.clone(), &tracker);
+    let mut state = state;
+    if let (Some(rc), Some((me, listener))) = (&config.ring, ring_listener) {
+        let dir = state.dir.clone();
+        let servers: Vec<crate::ring::DirAddr> = rc
+            .servers
+            .iter()
+            .map(|&(ip, port)| crate::ring::DirAddr::new(ip, port))
+            .collect();
+        let net = ringnet::RingNet::new(
+            me.0,
+            config.director.output_buffer_size,
+            owner.weak(),
+            tracker.clone(),
+            shutdown.clone(),
+        );
+        state = state.with_ring(ringside::RingSide {
+            me,
+            net,
+            sync: ringsync::SyncState::default(),
+            core: crate::ring::Ring::new(crate::ring::DirAddr::new(me.0, me.1), &servers, dir),
+            timer_at_ms: None,
+        });
+        let span = tracing::info_span!("listener", name = "ring");
+        tracker.spawn(
+            ringnet::accept_loop(listener, owner.clone(), shutdown.clone()).instrument(span),
+        );
+    }
     tracker.spawn(
         state
             .with_ipc(ipc)

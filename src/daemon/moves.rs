@@ -35,6 +35,8 @@ enum KickPurpose {
     Move(UserKey),
     /// HOST-RESET-USERS with no host left for the user.
     Forced,
+    /// A kick the ring asked for (a moving user's kill); the ring hears when it is done.
+    Ring(u32),
 }
 
 /// A doveadm kick waiting for a free kick slot.
@@ -104,6 +106,12 @@ impl Owner {
         true
     }
 
+    /// A kick the ring asked for; with `Some(hash)` the ring hears when it is done.
+    pub(super) fn send_ring_kick(&mut self, command: KickCommand, hash: Option<u32>) -> bool {
+        let purpose = hash.map_or(KickPurpose::Admin, KickPurpose::Ring);
+        self.send_kick(command, purpose)
+    }
+
     /// doveadm USER-KICK / USER-KICK-ALT (§6.11-6.12): OK once sent, TRYAGAIN with `nowait`
     /// when throttled, else deferred until a kick finishes.
     pub(super) fn admin_kick(
@@ -148,6 +156,12 @@ impl Owner {
                 if let Err(e) = &result {
                     error!("Failed to kick user connections: {e}");
                 }
+            }
+            KickPurpose::Ring(hash) => {
+                if let Err(e) = &result {
+                    error!("Failed to kill user {hash} connections: {e}");
+                }
+                self.ring_handle(crate::ring::RingEvent::KickDone { hash });
             }
             KickPurpose::Move(key) => {
                 if let Err(e) = &result {

@@ -59,6 +59,8 @@ struct Delayed {
     hash: u32,
     username: String,
     queued_ms: u64,
+    /// The ring's reason at the last attempt (ring directors only).
+    ring_reason: Option<&'static str>,
     reply: oneshot::Sender<HostOutcome>,
 }
 
@@ -89,6 +91,8 @@ pub struct Owner {
     pub(super) moves: MoveTimers,
     /// Directors added with DIRECTOR-ADD (stand-alone: only listed).
     pub(super) directors: Vec<KnownDirector>,
+    /// The ring side (`None` = stand-alone director).
+    pub(super) ring: Option<super::ringside::RingSide>,
     /// Our own queue, for helper tasks (flushes) to report back; weak so it never keeps
     /// the owner alive.
     pub(super) self_tx: Option<mpsc::WeakSender<Event>>,
@@ -134,12 +138,19 @@ impl Owner {
             request_timer_ms: None,
             moves: MoveTimers::default(),
             directors: Vec::new(),
+            ring: None,
         })
     }
 
     /// Connects the owner to the ipc kick client.
     pub fn with_ipc(mut self, ipc: IpcClient) -> Self {
         self.ipc = Some(ipc);
+        self
+    }
+
+    /// Makes this a ring director.
+    pub(super) fn with_ring(mut self, ring: super::ringside::RingSide) -> Self {
+        self.ring = Some(ring);
         self
     }
 
@@ -151,6 +162,9 @@ impl Owner {
 
     /// Applies events until the queue closes or `shutdown` fires.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Event>, shutdown: CancellationToken) {
+        if self.ring.is_some() {
+            self.ring_handle(crate::ring::RingEvent::Start);
+        }
         loop {
             self.fire_timers();
             let sleep = match self.next_deadline_ms() {
@@ -170,6 +184,12 @@ impl Owner {
                 error!("BUG: directory invariant broken: {e}");
             }
         }
+        // Ring peers are told why we go (`QUIT\tShutting down`); dropping the connection table
+        // afterwards lets every connection flush and close.
+        if self.ring.is_some() {
+            self.ring_handle(crate::ring::RingEvent::Shutdown);
+        }
+        self.ring = None;
         // Queued requests are answered with a temporary failure rather than dropped.
         for d in self.delayed.drain(..) {
             let _ = d.reply.send(HostOutcome::Failed);
@@ -188,6 +208,7 @@ impl Owner {
             Event::Admin { request, reply } => self.admin(request, reply),
             Event::KickDone { token, result } => self.kick_done(token, result),
             Event::FlushDone { key, success } => self.flush_done(key, success),
+            Event::Ring(io) => self.ring_io(io),
             Event::AdvanceClock(d) => self.clock.advance(d),
         }
     }
@@ -214,7 +235,8 @@ impl Owner {
             reply,
         } = req;
         let tag = Tag::from(tag);
-        match self.try_request(&tag, hash) {
+        let (ring_reason, now_outcome) = self.route(&tag, hash);
+        match now_outcome {
             Some(outcome) => {
                 let _ = reply.send(LookupAnswer::Done(outcome));
             }
@@ -227,12 +249,22 @@ impl Owner {
                     hash,
                     username,
                     queued_ms: now_ms,
+                    ring_reason,
                     reply: tx,
                 });
                 if self.request_timer_ms.is_none() {
                     self.request_timer_ms = Some(now_ms + DIRECTOR_REQUEST_TIMEOUT_SECS * 1000);
                 }
             }
+        }
+    }
+
+    /// A host now, or the ring's reason to wait (`None` reason: the stand-alone rules).
+    fn route(&mut self, tag: &Tag, hash: u32) -> (Option<&'static str>, Option<HostOutcome>) {
+        match self.ring_route(tag, hash) {
+            Some(Ok(outcome)) => (None, Some(outcome)),
+            Some(Err(reason)) => (Some(reason), None),
+            None => (None, self.try_request(tag, hash)),
         }
     }
 
@@ -252,8 +284,10 @@ impl Owner {
     /// available), in queue order.
     pub(super) fn retry_delayed(&mut self) {
         let queued = std::mem::take(&mut self.delayed);
-        for d in queued {
-            match self.try_request(&d.tag, d.hash) {
+        for mut d in queued {
+            let (reason, outcome) = self.route(&d.tag, d.hash);
+            d.ring_reason = reason;
+            match outcome {
                 Some(outcome) => {
                     // The client may be gone; the user entry is created/refreshed anyway.
                     let _ = d.reply.send(outcome);
@@ -294,13 +328,14 @@ impl Owner {
             .dir
             .tag_id(&d.tag)
             .and_then(|t| self.dir.lookup(t, d.hash, now));
-        let reason = match &user {
-            Some(u) if u.kill.is_some() => "kill waiting",
+        let reason = match (&user, d.ring_reason) {
+            (_, Some(ring)) => ring,
+            (Some(u), None) if u.kill.is_some() => "kill waiting",
             _ => "no hosts",
         };
         let mut s = format!(
-            "Timeout because {reason} - queued for {queued_secs} secs (Ring synced for {} secs",
-            now.saturating_sub(self.started_secs)
+            "Timeout because {reason} - queued for {queued_secs} secs ({}",
+            self.ring_state_text(now)
         );
         if let Some(u) = &user {
             if u.weak {
@@ -324,10 +359,16 @@ impl Owner {
             .dir
             .next_expiry(self.clock.now_secs())
             .map(|s| s * 1000);
-        [self.request_timer_ms, expiry, self.moves.next_deadline_ms()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.request_timer_ms,
+            expiry,
+            self.moves.next_deadline_ms(),
+            self.ring_warning_deadline(),
+            self.ring_timer_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Runs every timer whose deadline has passed.
@@ -341,6 +382,8 @@ impl Owner {
             self.dir.purge_expired(now);
         }
         self.fire_move_timers(now_ms);
+        self.fire_ring_warning(now_ms);
+        self.fire_ring_timer(now_ms);
     }
 }
 

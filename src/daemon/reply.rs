@@ -5,23 +5,44 @@
 //!
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use director_parsers::passdb::{self, ReplyKind};
+use bytes::Bytes;
+use director_parsers::ip::{ip_to_string, ipv4_text, IPV4_MAX};
+use director_parsers::passdb::{self, Examined, ReplyKind};
+use tokio::sync::oneshot;
 use tracing::{error, warn};
 
-use super::events::{HostOutcome, LookupAnswer, OwnerHandle};
+use super::events::{Event, HostOutcome, HostRequest, LookupAnswer, OwnerHandle};
 use crate::username_hash::UsernameHash;
 
 /// What to do with one line.
 pub enum Processed {
-    /// Write these bytes now (LF included).
-    Now(Vec<u8>),
+    /// The reply (LF included) was appended to the output buffer.
+    Done,
     /// Write the bytes this future yields when it completes (a delayed lookup).
     Later(Pin<Box<dyn Future<Output = Vec<u8>> + Send>>),
     /// The state owner is gone: the daemon is stopping.
     Shutdown,
+}
+
+/// A line after [`ReplyRewriter::ask`], waiting for [`ReplyRewriter::answer`].
+pub enum Asked {
+    /// Forward the line unchanged.
+    Forward(Bytes),
+    /// The owner has been asked for the line's host.
+    Lookup(Lookup),
+    /// The state owner is gone: the daemon is stopping.
+    Shutdown,
+}
+
+/// A line whose host request is with the state owner.
+pub struct Lookup {
+    line: Bytes,
+    rx: oneshot::Receiver<LookupAnswer>,
+    self_rule: Option<Examined<'static>>,
 }
 
 /// Per-listener-kind line processing, shared by all connections of that kind.
@@ -52,10 +73,13 @@ impl ReplyRewriter {
         }
     }
 
-    /// Processes one line (without its LF): forward, decorate, hold back, or temp_fail.
-    pub async fn process(&self, line: &[u8]) -> Processed {
-        let Some(ex) = passdb::examine(line, self.kind) else {
-            return Processed::Now(with_lf(line));
+    /// First half of processing one line (without its LF): examine it and, if it needs a
+    /// host, send the request to the state owner without waiting for the answer. A
+    /// connection asks for every line it has read before it waits for any answer, so the
+    /// owner is woken once per read rather than once per line.
+    pub async fn ask(&self, line: Bytes) -> Asked {
+        let Some(ex) = passdb::examine(&line, self.kind) else {
+            return Asked::Forward(line);
         };
         for bad in &ex.bad_fields {
             warn!(
@@ -65,34 +89,80 @@ impl ReplyRewriter {
             );
         }
         if !ex.needs_host() {
-            return Processed::Now(with_lf(line));
+            return Asked::Forward(line);
         }
         let Some(name) = ex.lookup_name(self.separator) else {
-            return Processed::Now(with_lf(line));
+            return Asked::Forward(line);
         };
         let hash = self.hasher.hash(name);
-        let username = String::from_utf8_lossy(name).into_owned();
+        // Names are UTF-8 in practice; the lossy path walks the bytes more slowly.
+        let username = match std::str::from_utf8(name) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(name).into_owned(),
+        };
         let tag = ex.tag.to_vec();
-        let kind = self.kind;
-        match self.owner.request_host(tag, hash, username).await {
-            None => Processed::Shutdown,
-            Some(LookupAnswer::Done(outcome)) => {
-                Processed::Now(finish(line, kind, &outcome, self.proxy_refresh))
+        // The proxy_maybe "self" rule needs lip/port/lport after the lookup; nothing else
+        // of the examination is needed again.
+        let self_rule = ex.proxy_maybe.then(|| Examined {
+            lip: ex.lip,
+            port: ex.port,
+            lport: ex.lport,
+            ..Examined::default()
+        });
+        let (reply, rx) = oneshot::channel();
+        let req = HostRequest {
+            tag,
+            hash,
+            username,
+            reply,
+        };
+        if !self.owner.send(Event::HostRequest(req)).await {
+            return Asked::Shutdown;
+        }
+        Asked::Lookup(Lookup {
+            line,
+            rx,
+            self_rule,
+        })
+    }
+
+    /// Second half: the reply for an [`Asked`] line, appended to `out` when it is decided
+    /// now (forward, decorate or temp_fail), or held back.
+    pub async fn answer(&self, asked: Asked, out: &mut Vec<u8>) -> Processed {
+        let Lookup {
+            line,
+            rx,
+            self_rule,
+        } = match asked {
+            Asked::Forward(line) => {
+                out.extend_from_slice(&line);
+                out.push(b'\n');
+                return Processed::Done;
             }
-            Some(LookupAnswer::Queued(rx)) => {
-                let line = line.to_vec();
+            Asked::Shutdown => return Processed::Shutdown,
+            Asked::Lookup(lookup) => lookup,
+        };
+        match rx.await {
+            Err(_) => Processed::Shutdown,
+            Ok(LookupAnswer::Done(outcome)) => {
+                finish(&line, &outcome, self.proxy_refresh, self_rule.as_ref(), out);
+                Processed::Done
+            }
+            Ok(LookupAnswer::Queued(rx)) => {
                 let refresh = self.proxy_refresh;
                 Processed::Later(Box::pin(async move {
+                    let mut out = Vec::with_capacity(line.len() + 64);
                     match rx.await {
-                        Ok(outcome) => finish(&line, kind, &outcome, refresh),
+                        Ok(outcome) => {
+                            finish(&line, &outcome, refresh, self_rule.as_ref(), &mut out)
+                        }
                         Err(_) => {
                             // The owner dropped the request (shutting down): fail it.
                             error!("director: host lookup aborted");
-                            let mut out = Vec::new();
                             passdb::temp_fail(&line, &mut out);
-                            out
                         }
                     }
+                    out
                 }))
             }
         }
@@ -100,32 +170,35 @@ impl ReplyRewriter {
 }
 
 /// The reply for a decided lookup (`auth-proxy.md` §6).
-/// The line is examined again rather than carried along, because a delayed reply outlives the
-/// borrow the examination holds.
-fn finish(line: &[u8], kind: ReplyKind, outcome: &HostOutcome, proxy_refresh: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(line.len() + 64);
-    let is_self =
-        |ip| passdb::examine(line, kind).is_some_and(|ex| ex.proxy_maybe && ex.is_self(ip));
+/// `self_rule` carries the line's `lip`/`port`/`lport` when it had `director_proxy_maybe`.
+fn finish(
+    line: &[u8],
+    outcome: &HostOutcome,
+    proxy_refresh: u32,
+    self_rule: Option<&Examined<'static>>,
+    out: &mut Vec<u8>,
+) {
+    let is_self = |ip| self_rule.is_some_and(|ex| ex.is_self(ip));
     match outcome {
         HostOutcome::Host { ip, .. } if is_self(*ip) => {
             out.extend_from_slice(line);
             out.push(b'\n');
         }
         HostOutcome::Host { ip, hostname } => {
-            let ip_text = director_parsers::ip::ip_to_string(ip);
+            let mut v4 = [0; IPV4_MAX];
+            let v6;
+            let ip_text = match ip {
+                IpAddr::V4(a) => ipv4_text(a, &mut v4),
+                IpAddr::V6(_) => {
+                    v6 = ip_to_string(ip);
+                    v6.as_str()
+                }
+            };
             match hostname {
-                Some(name) => passdb::decorate(line, proxy_refresh, name, Some(&ip_text), &mut out),
-                None => passdb::decorate(line, proxy_refresh, &ip_text, None, &mut out),
+                Some(name) => passdb::decorate(line, proxy_refresh, name, Some(ip_text), out),
+                None => passdb::decorate(line, proxy_refresh, ip_text, None, out),
             }
         }
-        HostOutcome::Failed => passdb::temp_fail(line, &mut out),
+        HostOutcome::Failed => passdb::temp_fail(line, out),
     }
-    out
-}
-
-fn with_lf(line: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(line.len() + 1);
-    v.extend_from_slice(line);
-    v.push(b'\n');
-    v
 }

@@ -1,0 +1,254 @@
+//! Wiring of the ring state machine ([`crate::ring::Ring`]) into the state owner: ring I/O
+//! events become [`RingEvent`]s, and the returned [`RingEffect`]s are carried out (lines
+//! queued on connections, connects, closes, the ring's timer, log lines, sync state).
+//!
+//! The ring owns the hosts and users: logins and admin changes go through it, and after
+//! every ring event the owner's directory is replaced by a copy of the ring's, which the
+//! read-only admin commands use (O(users) per event: fine for tests, to be replaced by reads
+//! from the ring). Kicks the ring asks for go to ipc. Not wired yet: proxy-notify refreshes
+//! (users expire on the ring after `director_user_expire` even while sessions refresh them)
+//! and the flush program after moves.
+
+use std::collections::VecDeque;
+
+use tracing::{debug, error, info, warn};
+
+use director_parsers::admin::{Request, Status, UserArg};
+use director_parsers::ipc::KickCommand;
+
+use super::events::HostOutcome;
+use super::owner::Owner;
+use super::ringnet::{CloseWhy, RingIo, SendError};
+use crate::ring::{
+    AdminCmd, AdminOutcome, ConnId, DirAddr, LogLevel, RingEffect, RingEvent, Routing, WaitReason,
+};
+use crate::state::Tag;
+
+impl Owner {
+    /// Feeds one event to the ring and carries out everything it answers, including the
+    /// events the effects cause (a full output buffer closes the connection).
+    /// Returns the answers (`Routed`, `AdminDone`) among the effects.
+    pub(super) fn ring_handle(&mut self, first: RingEvent) -> Vec<RingEffect> {
+        let mut answers = Vec::new();
+        let mut events = VecDeque::from([first]);
+        let mut rounds = 0;
+        while let Some(ev) = events.pop_front() {
+            rounds += 1;
+            if rounds > 10_000 {
+                error!("BUG: ring event loop did not settle");
+                break;
+            }
+            let now_ms = self.clock.now_ms();
+            let Some(ring) = self.ring.as_mut() else {
+                return answers;
+            };
+            let effects = ring.core.handle(ev, now_ms);
+            for eff in effects {
+                match eff {
+                    RingEffect::Routed { .. } | RingEffect::AdminDone(_) => answers.push(eff),
+                    eff => self.ring_effect(eff, &mut events),
+                }
+            }
+        }
+        let Some(ring) = self.ring.as_ref() else {
+            return answers;
+        };
+        self.dir = ring.core.directory().clone();
+        let (handshaked, synced) = (ring.core.is_handshaked(), ring.core.is_synced());
+        let hosts_hash = ring.core.directory().hosts_hash();
+        self.ring_state_changed(handshaked, synced, hosts_hash);
+        answers
+    }
+
+    /// Routes a login through the ring: `None` for a stand-alone director, else the host or
+    /// the reason to wait (Dovecot's `delay_reason_strings`).
+    pub(super) fn ring_route(
+        &mut self,
+        tag: &Tag,
+        hash: u32,
+    ) -> Option<Result<HostOutcome, &'static str>> {
+        self.ring.as_ref()?;
+        let answers = self.ring_handle(RingEvent::Login {
+            tag: tag.clone(),
+            hash,
+        });
+        let routing = answers.into_iter().find_map(|a| match a {
+            RingEffect::Routed { hash: h, routing } if h == hash => Some(routing),
+            _ => None,
+        });
+        Some(match routing {
+            Some(Routing::Host(ip)) => Ok(HostOutcome::Host {
+                ip,
+                hostname: self.dir.host(ip).and_then(|h| h.hostname.clone()),
+            }),
+            Some(Routing::Wait(reason)) => {
+                let text = match reason {
+                    WaitReason::RingNotHandshaked => super::ringsync::NOT_HANDSHAKED,
+                    WaitReason::RingNotSynced => super::ringsync::NOT_SYNCED,
+                    WaitReason::NoHosts => "no hosts",
+                    WaitReason::WeakUser => "weak user",
+                    WaitReason::KillWaiting => "kill waiting",
+                };
+                if matches!(
+                    reason,
+                    WaitReason::RingNotHandshaked | WaitReason::RingNotSynced
+                ) {
+                    self.arm_ring_warning();
+                }
+                Err(text)
+            }
+            None => Err("no hosts"),
+        })
+    }
+
+    /// Ring mode: an admin change as a ring command, or `None` if it is not one (or stand-alone).
+    pub(super) fn ring_admin(&mut self, request: &Request) -> Option<Status> {
+        self.ring.as_ref()?;
+        let addr = |ip, port: Option<std::num::NonZeroU16>, me: DirAddr| {
+            DirAddr::new(ip, port.map_or(me.port, |p| p.get()))
+        };
+        let me = self.ring.as_ref()?.core.me();
+        let cmd = match request {
+            Request::HostSet { host, .. } | Request::HostUpdate { host, .. } => AdminCmd::HostSet {
+                ip: host.ip,
+                tag: host.tag.as_deref().map(Tag::from).unwrap_or_default(),
+                vhosts: request.vhost_count(),
+            },
+            Request::HostUp { ip } => AdminCmd::HostUpDown {
+                ip: *ip,
+                down: false,
+            },
+            Request::HostDown { ip } => AdminCmd::HostUpDown {
+                ip: *ip,
+                down: true,
+            },
+            Request::HostRemove { ip } => AdminCmd::HostRemove(*ip),
+            Request::HostFlush { ip: Some(ip) } => AdminCmd::HostFlush(*ip),
+            Request::UserMove { user, ip } => AdminCmd::UserMove {
+                hash: match user {
+                    UserArg::Hash(h) => *h,
+                    UserArg::Name(name) => self.settings.hasher.hash(name),
+                },
+                ip: *ip,
+            },
+            Request::DirectorAdd { ip, port } => AdminCmd::DirectorAdd(addr(*ip, *port, me)),
+            Request::DirectorRemove { ip, port } => AdminCmd::DirectorRemove(addr(*ip, *port, me)),
+            _ => return None,
+        };
+        let answers = self.ring_handle(RingEvent::Admin(cmd));
+        let outcome = answers.into_iter().find_map(|a| match a {
+            RingEffect::AdminDone(o) => Some(o),
+            _ => None,
+        });
+        Some(match outcome {
+            Some(AdminOutcome::Ok) => Status::Ok,
+            Some(AdminOutcome::NotFound) => Status::NotFound,
+            Some(AdminOutcome::BeingUpdated) => Status::HostBeingUpdated,
+            Some(AdminOutcome::TryAgain) => Status::TryAgain,
+            Some(AdminOutcome::Invalid) | None => Status::VhostCountTooLarge,
+        })
+    }
+
+    fn ring_effect(&mut self, eff: RingEffect, events: &mut VecDeque<RingEvent>) {
+        let Some(ring) = self.ring.as_mut() else {
+            return;
+        };
+        match eff {
+            RingEffect::Send { conn, line } => match ring.net.send(conn.0, line) {
+                Ok(()) | Err(SendError::Gone) => {}
+                Err(SendError::Full(n)) => {
+                    error!("Output buffer full at {n}");
+                    ring.net.close(conn.0);
+                    events.push_back(RingEvent::Closed { conn });
+                }
+            },
+            RingEffect::Connect { conn, ip, port } => ring.net.connect(conn.0, ip, port),
+            RingEffect::Close { conn, reason } => {
+                debug!(conn = conn.0, "closing ring connection: {reason}");
+                ring.net.close(conn.0);
+            }
+            RingEffect::ArmTimer { at_ms } => ring.timer_at_ms = Some(at_ms),
+            RingEffect::Log { level, text } => match level {
+                LogLevel::Debug => debug!("{text}"),
+                LogLevel::Info => info!("{text}"),
+                LogLevel::Warning => warn!("{text}"),
+                LogLevel::Error => error!("{text}"),
+            },
+            RingEffect::SyncedChanged(_) => {}
+            RingEffect::Kick { hash, except } => {
+                let command = KickCommand::KickDirectorHash {
+                    hash,
+                    except_ip: except,
+                };
+                if !self.send_ring_kick(command, Some(hash)) {
+                    // No ipc client (shutting down): the kill is over as far as we can tell.
+                    events.push_back(RingEvent::KickDone { hash });
+                }
+            }
+            RingEffect::KickUser(user) => {
+                let command = KickCommand::kick(&user);
+                if !self.send_ring_kick(command, None) {
+                    error!("ipc: kick not sent (ipc client stopped)");
+                }
+            }
+            RingEffect::Routed { .. } | RingEffect::AdminDone(_) => {}
+        }
+    }
+
+    /// Ring I/O with the state machine present.
+    pub(super) fn ring_core_io(&mut self, ev: RingIo) {
+        let Some(ring) = self.ring.as_mut() else {
+            return;
+        };
+        let event = match ev {
+            RingIo::Accepted { stream, peer } => {
+                let conn = ring.net.adopt(stream);
+                RingEvent::Connected {
+                    conn: ConnId(conn),
+                    incoming: true,
+                    peer_ip: peer.ip(),
+                }
+            }
+            RingIo::Connected { conn, peer_ip } => RingEvent::Connected {
+                conn: ConnId(conn),
+                incoming: false,
+                peer_ip,
+            },
+            RingIo::Line { conn, bytes } => {
+                if !ring.net.contains(conn) {
+                    return;
+                }
+                RingEvent::Line {
+                    conn: ConnId(conn),
+                    bytes,
+                }
+            }
+            RingIo::Closed { conn, why } => {
+                if !ring.net.forget(conn) {
+                    return;
+                }
+                if let CloseWhy::Error(e) | CloseWhy::ConnectFailed(e) = &why {
+                    debug!(conn, "ring connection failed: {e}");
+                }
+                RingEvent::Closed { conn: ConnId(conn) }
+            }
+        };
+        self.ring_handle(event);
+    }
+
+    /// The ring's own timer, if armed.
+    pub(super) fn ring_timer_deadline(&self) -> Option<u64> {
+        self.ring.as_ref()?.timer_at_ms
+    }
+
+    /// Fires the ring's timer when due.
+    pub(super) fn fire_ring_timer(&mut self, now_ms: u64) {
+        let due = self
+            .ring
+            .as_mut()
+            .and_then(|r| r.timer_at_ms.take_if(|t| *t <= now_ms));
+        if due.is_some() {
+            self.ring_handle(RingEvent::Timer);
+        }
+    }
+}
