@@ -12,6 +12,7 @@ use std::time::Duration;
 use daemon_support::*;
 use director::config::Config;
 use director::daemon::listener::{ConnKind, ListenerSource};
+use director::kick::DovecotVersion;
 
 fn parse(text: &str) -> Result<Config, String> {
     Config::from_toml(text, Path::new("/tmp/base")).map_err(|e| e.to_string())
@@ -84,6 +85,8 @@ fn dovecot_defaults() {
     assert_eq!(c.auth_login_socket, Path::new("/tmp/base/auth-login"));
     assert_eq!(c.auth_userdb_socket, Path::new("/tmp/base/auth-userdb"));
     assert_eq!(c.ipc_socket, Path::new("/tmp/base/ipc"));
+    assert_eq!(c.anvil_socket, Path::new("/tmp/base/anvil"));
+    assert_eq!(c.dovecot_version, DovecotVersion::Auto);
     let modes: Vec<(String, ConnKind, u32, bool)> = c
         .listeners
         .iter()
@@ -127,6 +130,24 @@ fn auth_paths_and_listeners_override() {
 }
 
 #[test]
+fn dovecot_version_and_flush_programs() {
+    let c = parse(&format!(
+        "[dovecot]\nversion = \"2.4\"\n[director]\n{MS}flush_socket = \"exec:/bin/true\"\n\
+         [auth]\nanvil_socket = \"/run/dovecot/anvil\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.dovecot_version, DovecotVersion::V2_4);
+    assert_eq!(c.anvil_socket, Path::new("/run/dovecot/anvil"));
+    assert_eq!(c.director.flush_socket, "exec:/bin/true");
+    let c = parse(&format!("[dovecot]\nversion = \"2.3\"\n[director]\n{MS}")).unwrap();
+    assert_eq!(c.dovecot_version, DovecotVersion::V2_3);
+    let e = parse(&format!("[dovecot]\nversion = \"2.2\"\n[director]\n{MS}")).unwrap_err();
+    assert!(e.starts_with("[dovecot] version: expected"), "{e}");
+    let e = parse(&format!("[dovecot]\nvresion = \"2.3\"\n[director]\n{MS}")).unwrap_err();
+    assert!(e.contains("vresion"), "{e}");
+}
+
+#[test]
 fn bad_values_name_the_key() {
     let cases = [
         (
@@ -164,16 +185,12 @@ fn bad_values_name_the_key() {
             "[director] listen: No inet_listeners defined for director service",
         ),
         (
-            "flush_socket = \"exec:/bin/true\"",
-            "[director] flush_socket: exec: flush programs are not supported yet",
-        ),
-        (
             "flush_socket = \"unix:%x\"",
-            "[director] flush_socket: Unknown variable '%x'",
+            "[director] flush_socket: unknown variable %x",
         ),
         (
             "flush_socket = \"flush\"",
-            "[director] flush_socket: unsupported flush socket",
+            "[director] flush_socket: Unsupported program client scheme 'flush'",
         ),
     ];
     for (line, want) in cases {

@@ -1,10 +1,11 @@
 //! `director_flush_socket` at the end of a user move (`auth-proxy.md` §11): the verified
 //! request bytes, `+` ending the move at once, `-` logged line by line and the move then
-//! waiting for `director_user_kick_delay`.
+//! waiting for `director_user_kick_delay`; `exec:` programs judged by their exit status.
 
 mod daemon_support;
 
 use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
 
 use daemon_support::*;
 
@@ -89,4 +90,44 @@ fn unreachable_flush_service_is_logged_and_the_move_still_ends() {
     d.wait_log("unix:no-such-flush: net_connect_unix(");
     s.write_all(b"OK\t2\tuser=alice\tproxy\n").unwrap();
     assert!(read_lines(&mut s, 1).ends_with(b"\thost=10.0.0.3\n"));
+}
+
+#[test]
+fn exec_flush_program_gets_the_request_as_argv_and_its_exit_status_decides() {
+    let d = Daemon::start(&format!(
+        "{HOSTS3}flush_socket = \"exec:flush-%h.sh\"\nuser_kick_delay = \"1 min\"\n\
+         [listeners.\"director-authreply\"]\nmode = \"0600\"\n"
+    ));
+    let args = d.path("flush-args");
+    let script = d.path("flush-.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$@\" > {}\nexit 0\n", args.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ipc = FakeServer::bind(&d.path("ipc"));
+    let mut a = d.admin();
+    let mut s = connect(&d.path("director-authreply"));
+    read_lines(&mut s, 1);
+    s.write_all(b"VERSION\tdirector-authreply-client\t1\t0\nOK\t1\tuser=alice\tproxy\n")
+        .unwrap();
+    assert!(read_lines(&mut s, 1).ends_with(b"\thost=10.0.0.2\n"));
+    assert_eq!(a.line("USER-MOVE\t1669653170\t10.0.0.1"), "OK\n");
+    let mut kicks = ipc.accept();
+    assert_eq!(
+        read_lines(&mut kicks, 1),
+        b"proxy\t*\tKICK-DIRECTOR-HASH\t1669653170\n"
+    );
+    s.write_all(b"OK\t2\tuser=alice\tproxy\n").unwrap();
+    kicks.write_all(b"+1\n").unwrap();
+    // Exit 0 ends the move at once (not after the 1 min kick delay).
+    assert_eq!(
+        show(&read_lines(&mut s, 1)),
+        show(b"OK\t2\tuser=alice\tproxy\tproxy_refresh=450\thost=10.0.0.1\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&args).unwrap(),
+        "FLUSH 1669653170 10.0.0.2 10.0.0.1 up 100\n"
+    );
 }

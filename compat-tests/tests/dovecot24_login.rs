@@ -276,6 +276,47 @@ fn check_doveadm_kick(lab: &Lab24) {
     }
 }
 
+/// directord's own kicks reach 2.4 through anvil (`[dovecot] version = "2.4"` in the
+/// contrib TOMLs): `USER-KICK` ends a session, and `USER-MOVE` (a `KICK-DIRECTOR-HASH`,
+/// emulated with `CONNECT-DUMP`, `dovecot-2.4.md` §6) ends the moved user's session.
+fn check_directord_kicks(lab: &Lab24, tag: &str) {
+    let users = users_per_backend(lab, tag);
+    let (user, want) = users[0].clone();
+    let other = users
+        .iter()
+        .map(|(_, ip)| *ip)
+        .find(|ip| *ip != want)
+        .unwrap();
+    let admin = |cmd: String| {
+        let mut c = AdminClient::connect(&lab.admin_socket(), Duration::from_secs(5))
+            .expect("directord admin");
+        let reply = c.request(cmd.as_bytes()).expect("admin request");
+        String::from_utf8_lossy(&reply).trim_end().to_string()
+    };
+    let ended = |s: &mut ImapSession, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while s.noop().is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "{user}'s session survived directord's {what}\n{}",
+                lab.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let mut s = ImapSession::login(lab.proxy.addr(IMAP_PORT), &user, PASSWORD)
+        .unwrap_or_else(|e| login_failure(lab, "IMAP login", e));
+    assert_eq!(lab.backend_ip(&s.backend().unwrap()), Some(want));
+    assert_eq!(admin(format!("USER-KICK\t{user}")), "OK");
+    ended(&mut s, "USER-KICK");
+
+    let mut s = ImapSession::login(lab.proxy.addr(IMAP_PORT), &user, PASSWORD)
+        .unwrap_or_else(|e| login_failure(lab, "IMAP login", e));
+    assert_eq!(lab.backend_ip(&s.backend().unwrap()), Some(want));
+    assert_eq!(admin(format!("USER-MOVE\t{user}\t{other}")), "OK");
+    ended(&mut s, "USER-MOVE");
+}
+
 fn compat_err(msg: &str) -> std::io::Error {
     std::io::Error::other(msg.to_string())
 }
@@ -289,6 +330,7 @@ fn layout_a_logins_and_deliveries_land_on_the_chosen_backend() {
     check_handshakes(&lab);
     check_protocols(&lab, "a");
     check_doveadm_kick(&lab);
+    check_directord_kicks(&lab, "akick");
 
     // §2.1 start-up order: a master refuses to start while directord listens in
     // BASE/login/; after directord it does, and directord may then follow.
@@ -322,6 +364,7 @@ fn layout_b_directord_outside_base_dir_in_any_order() {
     assert!(!lab.director_base().starts_with(lab.proxy.host_base_dir()));
     check_handshakes(&lab);
     check_protocols(&lab, "b");
+    check_directord_kicks(&lab, "bkick");
     // The master restarts while directord keeps running.
     lab.proxy.stop();
     lab.start_proxy()

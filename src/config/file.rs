@@ -21,6 +21,9 @@ pub struct FileConfig {
     /// Upstream sockets.
     #[serde(default)]
     pub auth: AuthSection,
+    /// Which Dovecot the login processes run.
+    #[serde(default)]
+    pub dovecot: DovecotSection,
     /// Listener overrides keyed by path relative to `base_dir` (`"login/director"`).
     #[serde(default)]
     pub listeners: BTreeMap<String, ListenerSection>,
@@ -72,6 +75,16 @@ pub struct AuthSection {
     pub userdb_socket: Option<String>,
     /// Dovecot's ipc service, for kicks (default `<base_dir>/ipc`).
     pub ipc_socket: Option<String>,
+    /// Dovecot 2.4's anvil, for kicks (default `<base_dir>/anvil`).
+    pub anvil_socket: Option<String>,
+}
+
+/// `[dovecot]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DovecotSection {
+    /// `"2.3"` (kick through ipc), `"2.4"` (through anvil) or `"auto"` (default).
+    pub version: Option<String>,
 }
 
 /// One `[listeners."<path>"]` table, like Dovecot's `unix_listener <path> { mode = ... }`.

@@ -112,6 +112,10 @@ pub struct Config {
     pub auth_userdb_socket: PathBuf,
     /// Dovecot's ipc service socket (kicks).
     pub ipc_socket: PathBuf,
+    /// Dovecot 2.4's anvil socket (kicks).
+    pub anvil_socket: PathBuf,
+    /// `[dovecot] version`: which of the two kick sockets to use.
+    pub dovecot_version: crate::kick::DovecotVersion,
     /// Enabled listeners.
     pub listeners: Vec<ListenerSpec>,
     /// `tracing` filter from `[log] level`.
@@ -170,6 +174,13 @@ impl Config {
             "auth-userdb",
         )?;
         let ipc_socket = in_base(&file.auth.ipc_socket, "[auth] ipc_socket", "ipc")?;
+        let anvil_socket = in_base(&file.auth.anvil_socket, "[auth] anvil_socket", "anvil")?;
+        let dovecot_version = match file.dovecot.version.as_deref() {
+            None => crate::kick::DovecotVersion::Auto,
+            Some(v) => crate::kick::DovecotVersion::parse(v).ok_or_else(|| {
+                ConfigError::new("[dovecot] version", "expected \"2.3\", \"2.4\" or \"auto\"")
+            })?,
+        };
         let listeners = listeners(&file.listeners, &base_dir)?;
         let ring = ring_config(&file.director, &director)?;
         Ok(Config {
@@ -178,6 +189,8 @@ impl Config {
             auth_login_socket,
             auth_userdb_socket,
             ipc_socket,
+            anvil_socket,
+            dovecot_version,
             listeners,
             log_level: file.log.level.clone(),
             ring,

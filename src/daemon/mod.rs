@@ -155,12 +155,7 @@ pub async fn start(config: Config) -> io::Result<RunningDaemon> {
     let tracker = TaskTracker::new();
     let (tx, rx) = mpsc::channel(OWNER_QUEUE);
     let owner = OwnerHandle::new(tx);
-    let ipc = ipc::spawn(
-        config.ipc_socket.clone(),
-        owner.clone(),
-        shutdown.clone(),
-        &tracker,
-    );
+    let ipc = ipc::spawn(&config, owner.clone(), shutdown.clone(), &tracker);
     let mut state = state;
     if let (Some(rc), Some((me, listener))) = (&config.ring, ring_listener) {
         let dir = state.dir.clone();

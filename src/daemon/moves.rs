@@ -239,15 +239,6 @@ impl Owner {
     /// move timer keeps running meanwhile.
     fn start_flush(&mut self, job: FlushJob) {
         let hostname = self.dir.host(job.new_ip).and_then(|h| h.hostname.clone());
-        let target =
-            match flush::expand(&self.settings.flush_socket, job.new_ip, hostname.as_deref()) {
-                Ok(t) => t,
-                Err(e) => {
-                    error!("director_flush_socket: {e}");
-                    self.flush_done(job.key, false);
-                    return;
-                }
-            };
         let req = FlushRequest {
             hash: job.key.hash,
             old_ip: job.old_host.ip,
@@ -260,9 +251,10 @@ impl Owner {
             return;
         };
         let base_dir = self.settings.base_dir.clone();
+        let template = self.settings.flush_socket.clone();
         let key = job.key;
         tokio::spawn(async move {
-            let success = flush::run(&target, &base_dir, req).await;
+            let success = flush::run(&template, &base_dir, req, hostname.as_deref()).await;
             if let Some(tx) = tx.upgrade() {
                 let _ = tx.send(Event::FlushDone { key, success }).await;
             }

@@ -131,7 +131,10 @@ fn matches(
 
 async fn connect(path: &Path) -> Result<LineConn, KickError> {
     let mut c = LineConn::connect(path).await.map_err(|e| {
-        tracing::error!("connect({}) failed: {e}", path.display());
+        tracing::error!(
+            "anvil: net_connect_unix({}) failed: {e} - kicks are not delivered",
+            path.display()
+        );
         KickError::ConnectFailed
     })?;
     c.queue(CLIENT_HANDSHAKE);

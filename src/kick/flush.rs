@@ -110,12 +110,20 @@ async fn run_target(
 ) -> Result<(FlushResult, Vec<u8>), String> {
     match target {
         FlushTarget::Unix(path) => {
-            let stream = connect(UnixStream::connect(path), &path.display().to_string()).await?;
+            let stream = connect(
+                UnixStream::connect(path),
+                &format!("net_connect_unix({})", path.display()),
+            )
+            .await?;
             talk(stream, req).await
         }
         FlushTarget::Tcp { host, port } => {
             let addr = format!("{host}:{port}");
-            let stream = connect(TcpStream::connect((host.as_str(), *port)), &addr).await?;
+            let stream = connect(
+                TcpStream::connect((host.as_str(), *port)),
+                &format!("connect({addr})"),
+            )
+            .await?;
             talk(stream, req).await
         }
         FlushTarget::Exec(program) => exec(program, req).await,
@@ -128,9 +136,9 @@ async fn connect<S>(
 ) -> Result<S, String> {
     match tokio::time::timeout(FLUSH_CONNECT_TIMEOUT, fut).await {
         Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(format!("connect({what}) failed: {e}")),
+        Ok(Err(e)) => Err(format!("{what} failed: {e}")),
         Err(_) => Err(format!(
-            "connect({what}) failed: Timed out after {} seconds",
+            "{what} failed: Timed out after {} seconds",
             FLUSH_CONNECT_TIMEOUT.as_secs()
         )),
     }

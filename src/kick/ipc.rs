@@ -46,7 +46,10 @@ async fn run<S: KickSink>(path: PathBuf, mut rx: mpsc::UnboundedReceiver<Job<S>>
                     match LineConn::connect(&path).await {
                         Ok(c) => conn = Some(c),
                         Err(e) => {
-                            tracing::error!("connect({}) failed: {e}", path.display());
+                            tracing::error!(
+                                "ipc: net_connect_unix({}) failed: {e} - kicks are not delivered",
+                                path.display()
+                            );
                             job.reply.finish(Err(KickError::ConnectFailed)).await;
                             continue;
                         }

@@ -1,17 +1,14 @@
-//! Kicks, flushes and moves that really disconnect sessions (the transport half).
+//! Kicks and flushes that really disconnect sessions (the transport half).
 //!
 //! Replaces the director's use of `src/lib-master/ipc-client.c` (Dovecot 2.3 kicks,
-//! `auth-proxy.md` §10), its anvil equivalent for Dovecot 2.4 (`dovecot-2.4.md` §6), the
-//! `director_flush_socket` program client (`auth-proxy.md` §11) and the move timers of
-//! `src/director/director.c` (`user-directory.md` §7).
+//! `auth-proxy.md` §10), its anvil equivalent for Dovecot 2.4 (`dovecot-2.4.md` §6) and the
+//! `director_flush_socket` program client (`auth-proxy.md` §11). The move timers that
+//! use them live with the state owner (`crate::daemon`).
 //!
 //! * [`KickHandle`] is the one API the state owner uses for every kick, whatever the
 //!   backend: [`spawn_ipc`] or [`spawn_anvil`] (chosen with [`Backend::resolve`]) start the
 //!   task behind it. [`KickHandle::send`] never waits, so the owner can call it.
 //! * [`flush::FlushRunner`] runs the flush program for one move.
-//! * [`moves::Moves`] drives [`crate::state::Directory`]'s move states: timers, kick and
-//!   flush effects, HOST-RESET-USERS walks.
-//! * [`throttle::KickThrottle`] holds doveadm kicks back while too many are outstanding.
 
 pub mod anvil;
 mod conn;
@@ -19,8 +16,6 @@ pub mod flush;
 mod flush_target;
 mod handle;
 pub mod ipc;
-pub mod moves;
-pub mod throttle;
 
 use std::path::{Path, PathBuf};
 
