@@ -159,6 +159,19 @@ fn changes_and_users_reach_every_director() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // Refusals answer like a stand-alone director (admin-protocol.md §6.3), without a change.
+    let mut a = ds[0].admin();
+    assert_eq!(a.line("HOST-UPDATE\t10.9.9.9\t50"), "NOTFOUND\n");
+    assert_eq!(
+        a.line("HOST-SET\t10.0.0.1\t1001"),
+        "vhost count too large\n"
+    );
+    assert_eq!(
+        a.line("HOST-SET\t10.0.0.1@gold"),
+        "host tag can't be changed\n"
+    );
+    assert!(!a.list("HOST-LIST").contains("10.9.9.9"));
+
     // A host marked down on the second director is down everywhere.
     assert_eq!(ds[1].admin().line("HOST-DOWN\t10.0.0.3"), "OK\n");
     wait_all(&ds, "HOST-LIST", |l| {

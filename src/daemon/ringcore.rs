@@ -108,6 +108,9 @@ impl Owner {
             DirAddr::new(ip, port.map_or(me.port, |p| p.get()))
         };
         let me = self.ring.as_ref()?.core.me();
+        if let Some(refused) = self.host_set_precheck(request) {
+            return Some(refused);
+        }
         let cmd = match request {
             Request::HostSet { host, .. } | Request::HostUpdate { host, .. } => AdminCmd::HostSet {
                 ip: host.ip,
@@ -147,6 +150,28 @@ impl Owner {
             Some(AdminOutcome::TryAgain) => Status::TryAgain,
             Some(AdminOutcome::Invalid) | None => Status::VhostCountTooLarge,
         })
+    }
+
+    /// HOST-SET/HOST-UPDATE checks that answer without touching the ring, in the order of
+    /// admin-protocol.md §6.3: vhost count > 1000, HOST-UPDATE of an unknown host, tag change.
+    fn host_set_precheck(&self, request: &Request) -> Option<Status> {
+        let (host, update) = match request {
+            Request::HostSet { host, .. } => (host, false),
+            Request::HostUpdate { host, .. } => (host, true),
+            _ => return None,
+        };
+        if request.vhost_count().is_some_and(|v| v > 1000) {
+            return Some(Status::VhostCountTooLarge);
+        }
+        let Some(existing) = self.dir.host(host.ip) else {
+            return update.then_some(Status::NotFound);
+        };
+        match host.tag.as_deref() {
+            Some(tag) if !tag.is_empty() && existing.tag.as_bytes() != tag => {
+                Some(Status::TagCantBeChanged)
+            }
+            _ => None,
+        }
     }
 
     fn ring_effect(&mut self, eff: RingEffect, events: &mut VecDeque<RingEvent>) {
