@@ -183,8 +183,8 @@ async fn read_all<R: AsyncRead + Unpin>(r: &mut R) -> Result<Vec<u8>, String> {
 /// `exec:`: the flush arguments as argv, judged by the exit status.
 async fn exec(program: &Path, req: &FlushRequest) -> Result<(FlushResult, Vec<u8>), String> {
     let name = program.display();
-    let mut child = tokio::process::Command::new(program)
-        .arg("FLUSH")
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.arg("FLUSH")
         .arg(req.hash.to_string())
         .arg(ip_to_string(&req.old_ip))
         .arg(ip_to_string(&req.new_ip))
@@ -193,9 +193,20 @@ async fn exec(program: &Path, req: &FlushRequest) -> Result<(FlushResult, Vec<u8
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("execvp({name}) failed: {e}"))?;
+        .kill_on_drop(true);
+    // ETXTBSY: the program is still open for writing somewhere (being replaced on disk, or a
+    // descriptor inherited by a process forked at that moment); it clears within milliseconds.
+    let mut attempt = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Ok(child) => break child,
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < 20 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(e) => return Err(format!("execvp({name}) failed: {e}")),
+        }
+    };
     let mut stdout = child.stdout.take().ok_or("no stdout pipe")?;
     let output = read_all(&mut stdout).await?;
     let status = child
