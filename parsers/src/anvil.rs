@@ -257,17 +257,8 @@ impl ConnectDumpSession {
 mod tests {
     use super::*;
     use crate::field::strategy::{field, fields};
+    use crate::testing::{assert_errors, encoded, f};
     use proptest::prelude::*;
-
-    fn f(raw: &str) -> Field {
-        Field::from_raw(raw.as_bytes()).unwrap()
-    }
-
-    fn encoded(encode: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-        let mut out = Vec::new();
-        encode(&mut out);
-        out
-    }
 
     /// dovecot-2.4.md §6.2 [verified] lines.
     #[test]
@@ -334,14 +325,7 @@ mod tests {
             (b"CONNECT-DUMP\tx", BadArgCount, 1),
             (b"KICK\tu", UnknownCommand, 0),
         ];
-        for (line, kind, field) in cases {
-            assert_eq!(
-                AnvilRequest::parse(line),
-                Err(ParseError::new(*kind, *field)),
-                "{}",
-                line.escape_ascii()
-            );
-        }
+        assert_errors(AnvilRequest::parse, cases);
     }
 
     /// dovecot-2.4.md §6.2: `1\n` replies and the CONNECT-DUMP example.

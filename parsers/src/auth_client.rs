@@ -267,11 +267,8 @@ impl ServerLine {
 mod tests {
     use super::*;
     use crate::field::strategy::{field, fields};
+    use crate::testing::{assert_errors, f};
     use proptest::prelude::*;
-
-    fn f(raw: &str) -> Field {
-        Field::from_raw(raw.as_bytes()).unwrap()
-    }
 
     fn roundtrip_client(line: &[u8]) -> ClientLine {
         let parsed =
@@ -416,14 +413,7 @@ mod tests {
             (b"CONT\t1", BadArgCount, 2),
             (b"CANCEL", BadArgCount, 1),
         ];
-        for (line, kind, field) in cases {
-            assert_eq!(
-                ClientLine::parse(line),
-                Err(ParseError::new(*kind, *field)),
-                "{}",
-                line.escape_ascii()
-            );
-        }
+        assert_errors(ClientLine::parse, cases);
         let cases: &[(&[u8], ParseErrorKind, usize)] = &[
             (b"DONE\tx", BadArgCount, 1),
             (b"OK", BadArgCount, 1),
@@ -431,14 +421,7 @@ mod tests {
             (b"MECH", BadArgCount, 1),
             (b"AUTH\t1\tPLAIN", UnknownCommand, 0),
         ];
-        for (line, kind, field) in cases {
-            assert_eq!(
-                ServerLine::parse(line),
-                Err(ParseError::new(*kind, *field)),
-                "{}",
-                line.escape_ascii()
-            );
-        }
+        assert_errors(ServerLine::parse, cases);
     }
 
     fn client_line() -> impl Strategy<Value = ClientLine> {

@@ -279,17 +279,8 @@ impl MasterReply {
 mod tests {
     use super::*;
     use crate::field::strategy::{field, fields};
+    use crate::testing::{assert_errors, encoded, f};
     use proptest::prelude::*;
-
-    fn f(raw: &str) -> Field {
-        Field::from_raw(raw.as_bytes()).unwrap()
-    }
-
-    fn encoded(encode: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-        let mut out = Vec::new();
-        encode(&mut out);
-        out
-    }
 
     /// Lines from the lab transcripts (lmtp-delivery, doveadm-map) and auth-proxy.md §7,
     /// dovecot-2.4.md §4.
@@ -425,14 +416,7 @@ mod tests {
             (b"LIST", BadArgCount, 1),
             (b"CACHE-FLUSH\t1", UnknownCommand, 0),
         ];
-        for (line, kind, field) in req {
-            assert_eq!(
-                MasterRequest::parse(line),
-                Err(ParseError::new(*kind, *field)),
-                "{}",
-                line.escape_ascii()
-            );
-        }
+        assert_errors(MasterRequest::parse, req);
         let rep: &[(&[u8], ParseErrorKind, usize)] = &[
             (b"DONE\t1", BadArgCount, 2),
             (b"DONE\t1\tok", BadValue, 2),
@@ -440,14 +424,7 @@ mod tests {
             (b"LIST\t1", BadArgCount, 2),
             (b"OK\t1\t0", UnknownCommand, 0),
         ];
-        for (line, kind, field) in rep {
-            assert_eq!(
-                MasterReply::parse(line),
-                Err(ParseError::new(*kind, *field)),
-                "{}",
-                line.escape_ascii()
-            );
-        }
+        assert_errors(MasterReply::parse, rep);
     }
 
     fn request() -> impl Strategy<Value = MasterRequest> {

@@ -166,6 +166,7 @@ pub fn encode_reply(output: &[u8], success: bool, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::assert_errors;
     use proptest::prelude::*;
 
     fn ip(s: &str) -> IpAddr {
@@ -253,14 +254,7 @@ mod tests {
                 2,
             ),
         ];
-        for (req, kind, field) in cases {
-            assert_eq!(
-                FlushRequest::parse(req),
-                Err(ParseError::new(*kind, *field)),
-                "{}",
-                req.escape_ascii()
-            );
-        }
+        assert_errors(FlushRequest::parse, cases);
     }
 
     /// §11: the last two bytes before EOF decide.

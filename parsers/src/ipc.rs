@@ -251,17 +251,8 @@ impl IpcReply {
 mod tests {
     use super::*;
     use crate::field::strategy::{field, fields};
+    use crate::testing::{assert_errors, encoded, f};
     use proptest::prelude::*;
-
-    fn f(raw: &str) -> Field {
-        Field::from_raw(raw.as_bytes()).unwrap()
-    }
-
-    fn encoded(encode: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-        let mut out = Vec::new();
-        encode(&mut out);
-        out
-    }
 
     /// §10.2 [verified] wire lines and the lab's doveadm-kick* transcripts.
     #[test]
@@ -336,14 +327,7 @@ mod tests {
             ),
             (b"proxy\t*\tKICK-HOST\t10.0.0.1", UnknownCommand, 2),
         ];
-        for (line, kind, field) in cases {
-            assert_eq!(
-                IpcRequest::parse(line),
-                Err(ParseError::new(*kind, *field)),
-                "{}",
-                line.escape_ascii()
-            );
-        }
+        assert_errors(IpcRequest::parse, cases);
     }
 
     /// §10.1: `+1` [verified], `+(null)` from the lab's ipc with no members, `-`/`:` forms.

@@ -23,5 +23,7 @@ pub mod ipc;
 pub mod notify;
 pub mod passdb;
 pub mod ring;
+#[cfg(test)]
+mod testing;
 
 pub use error::{ParseError, ParseErrorKind};
