@@ -7,42 +7,12 @@ mod daemon_support;
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use daemon_support::*;
 use director::config::Config;
 use director::daemon::events::Event;
 use director::daemon::RunningDaemon;
-
-/// Everything the in-process daemons of this test binary log.
-fn log_buffer() -> Arc<Mutex<String>> {
-    static LOG: OnceLock<Arc<Mutex<String>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(String::new()));
-        let w = buf.clone();
-        let make = move || LogWriter(w.clone());
-        tracing_subscriber::fmt()
-            .with_writer(make)
-            .with_ansi(false)
-            .with_target(false)
-            .init();
-        buf
-    })
-    .clone()
-}
-
-struct LogWriter(Arc<Mutex<String>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().push_str(&String::from_utf8_lossy(b));
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 struct InProc {
     rt: tokio::runtime::Runtime,

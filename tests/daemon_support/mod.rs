@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Default deadline for anything a test waits for.
@@ -314,5 +314,34 @@ impl Relay {
         l.push(b'\n');
         self.upstream.write_all(&l).unwrap();
         read_lines(&mut self.client, 1)
+    }
+}
+
+/// Everything the in-process daemons of one test binary log (a process-wide subscriber).
+pub fn log_buffer() -> Arc<Mutex<String>> {
+    static LOG: OnceLock<Arc<Mutex<String>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(String::new()));
+        let w = buf.clone();
+        let make = move || LogWriter(w.clone());
+        tracing_subscriber::fmt()
+            .with_writer(make)
+            .with_ansi(false)
+            .with_target(false)
+            .init();
+        buf
+    })
+    .clone()
+}
+
+struct LogWriter(Arc<Mutex<String>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().push_str(&String::from_utf8_lossy(b));
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
