@@ -285,14 +285,8 @@ impl Instance {
 
     /// Stops the master: SIGTERM, bounded wait, then SIGKILL. Idempotent.
     pub fn stop(&mut self) {
-        let Some(pid) = self.pid.take() else { return };
-        signal(pid, libc::SIGTERM);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while alive(pid) && Instant::now() < deadline {
-            std::thread::sleep(POLL);
-        }
-        if alive(pid) {
-            signal(pid, libc::SIGKILL);
+        if let Some(pid) = self.pid.take() {
+            crate::stop::stop_pid(pid, STOP_TIMEOUT);
         }
     }
 }
@@ -324,22 +318,4 @@ fn read_pid(path: &Path) -> Option<i32> {
         .filter(|&p| p > 1)
 }
 
-fn signal(pid: i32, sig: i32) {
-    // SAFETY: kill has no memory-safety preconditions; pid is one we read from our own
-    // instance's master.pid and checked to be > 1.
-    unsafe {
-        libc::kill(pid, sig);
-    }
-}
-
-/// Whether `pid` exists and is not a zombie.
-pub fn alive(pid: i32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            stat.rsplit_once(')')
-                .and_then(|(_, t)| t.split_whitespace().next())
-                != Some("Z")
-        }
-        Err(_) => false,
-    }
-}
+pub use crate::stop::alive;

@@ -30,6 +30,7 @@ pub mod loopback;
 pub mod mailclient;
 pub mod ours;
 pub mod relay;
+pub mod stop;
 pub mod transcript;
 pub mod usernames;
 

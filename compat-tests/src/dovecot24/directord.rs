@@ -115,19 +115,7 @@ impl Directord {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        super::instance::signal(child.id() as i32, libc::SIGTERM);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(POLL);
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        crate::stop::stop_child(&mut child, STOP_TIMEOUT);
     }
 }
 

@@ -203,14 +203,8 @@ impl Instance24 {
 
     /// Stops the master: SIGTERM, bounded wait, then SIGKILL. Idempotent.
     pub fn stop(&mut self) {
-        let Some(pid) = self.pid.take() else { return };
-        signal(pid, libc::SIGTERM);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while alive(pid) && Instant::now() < deadline {
-            std::thread::sleep(POLL);
-        }
-        if alive(pid) {
-            signal(pid, libc::SIGKILL);
+        if let Some(pid) = self.pid.take() {
+            crate::stop::stop_pid(pid, STOP_TIMEOUT);
         }
     }
 }
@@ -242,12 +236,4 @@ fn read_pid(path: &Path) -> Option<i32> {
         .parse()
         .ok()
         .filter(|&p| p > 1)
-}
-
-/// Sends `sig` to `pid`, a process this harness started (checked > 1 by the callers).
-pub(crate) fn signal(pid: i32, sig: i32) {
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe {
-        libc::kill(pid, sig);
-    }
 }

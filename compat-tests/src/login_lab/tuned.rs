@@ -307,21 +307,6 @@ impl Drop for OurDaemon {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        if let Ok(pid) = i32::try_from(child.id()) {
-            // SAFETY: kill has no memory-safety preconditions; the pid is our own child,
-            // not yet reaped, so it cannot have been reused.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(POLL);
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        crate::stop::stop_child(&mut child, STOP_TIMEOUT);
     }
 }
