@@ -62,13 +62,7 @@ struct Sockets {
 impl Sockets {
     /// The backend for this kick; `None` while `auto` finds neither socket.
     fn resolve(&self) -> Option<Backend> {
-        match self.version {
-            DovecotVersion::V2_3 => Some(Backend::Ipc(self.ipc.clone())),
-            DovecotVersion::V2_4 => Some(Backend::Anvil(self.anvil.clone())),
-            DovecotVersion::Auto if self.ipc.exists() => Some(Backend::Ipc(self.ipc.clone())),
-            DovecotVersion::Auto if self.anvil.exists() => Some(Backend::Anvil(self.anvil.clone())),
-            DovecotVersion::Auto => None,
-        }
+        Backend::resolve(self.version, &self.ipc, &self.anvil)
     }
 }
 

@@ -58,16 +58,15 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Pick the socket for `version` under `base_dir`. `Auto` looks at the file system once,
-    /// at startup, as the daemon's config is read.
-    pub fn resolve(version: DovecotVersion, base_dir: &Path) -> Backend {
-        let ipc = base_dir.join("ipc");
-        let anvil = base_dir.join("anvil");
+    /// Pick the transport for `version` given the two socket paths. `Auto` takes ipc if its
+    /// socket exists, else anvil if that exists, else `None` (Dovecot not started yet).
+    pub fn resolve(version: DovecotVersion, ipc: &Path, anvil: &Path) -> Option<Backend> {
         match version {
-            DovecotVersion::V2_3 => Backend::Ipc(ipc),
-            DovecotVersion::V2_4 => Backend::Anvil(anvil),
-            DovecotVersion::Auto if ipc.exists() => Backend::Ipc(ipc),
-            DovecotVersion::Auto => Backend::Anvil(anvil),
+            DovecotVersion::V2_3 => Some(Backend::Ipc(ipc.to_path_buf())),
+            DovecotVersion::V2_4 => Some(Backend::Anvil(anvil.to_path_buf())),
+            DovecotVersion::Auto if ipc.exists() => Some(Backend::Ipc(ipc.to_path_buf())),
+            DovecotVersion::Auto if anvil.exists() => Some(Backend::Anvil(anvil.to_path_buf())),
+            DovecotVersion::Auto => None,
         }
     }
 
@@ -96,13 +95,16 @@ mod tests {
     #[test]
     fn auto_prefers_an_existing_ipc_socket() {
         let dir = tempfile::tempdir().unwrap();
-        let anvil = Backend::resolve(DovecotVersion::Auto, dir.path());
-        assert_eq!(anvil, Backend::Anvil(dir.path().join("anvil")));
-        std::fs::write(dir.path().join("ipc"), b"").unwrap();
-        let ipc = Backend::resolve(DovecotVersion::Auto, dir.path());
-        assert_eq!(ipc, Backend::Ipc(dir.path().join("ipc")));
-        let forced = Backend::resolve(DovecotVersion::V2_4, dir.path());
-        assert_eq!(forced, Backend::Anvil(dir.path().join("anvil")));
+        let (ipc, anvil) = (dir.path().join("ipc"), dir.path().join("anvil"));
+        assert_eq!(Backend::resolve(DovecotVersion::Auto, &ipc, &anvil), None);
+        std::fs::write(&anvil, b"").unwrap();
+        let found = Backend::resolve(DovecotVersion::Auto, &ipc, &anvil);
+        assert_eq!(found, Some(Backend::Anvil(anvil.clone())));
+        std::fs::write(&ipc, b"").unwrap();
+        let found = Backend::resolve(DovecotVersion::Auto, &ipc, &anvil);
+        assert_eq!(found, Some(Backend::Ipc(ipc.clone())));
+        let forced = Backend::resolve(DovecotVersion::V2_4, &ipc, &anvil);
+        assert_eq!(forced, Some(Backend::Anvil(anvil.clone())));
         assert_eq!(DovecotVersion::parse("2.3"), Some(DovecotVersion::V2_3));
         assert_eq!(DovecotVersion::parse("2.5"), None);
     }
