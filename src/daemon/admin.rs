@@ -6,15 +6,21 @@
 //! outstanding the connection's input is not read (deferred commands, §3), and a protocol
 //! failure closes the connection without a reply after logging Dovecot's exact text.
 
-use director_parsers::admin::{Handshake, Rejection, Request, INCOMPATIBLE_LOG};
+use director_parsers::admin::{Handshake, Rejection, Reply, Request, UserEntry, INCOMPATIBLE_LOG};
 use director_parsers::framing::DIRECTOR_MAX_LINE;
-use tokio::io::AsyncWriteExt;
+use director_parsers::ip::ip_to_string;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error};
 
 use super::events::{AdminReply, OwnerHandle};
 use super::lines::{LineEvent, LineReader};
+use crate::state::UserListing;
+
+/// USER-LIST rows encoded per write: about 100 KB, so a listing of millions never holds
+/// more than this much encoded text, and other tasks run between chunks.
+const LIST_CHUNK_ROWS: usize = 3000;
 
 /// Serves one doveadm connection.
 pub async fn serve(stream: UnixStream, owner: OwnerHandle, shutdown: CancellationToken) {
@@ -64,12 +70,16 @@ pub async fn serve(stream: UnixStream, owner: OwnerHandle, shutdown: Cancellatio
             _ = shutdown.cancelled() => break,
             r = owner.admin(request) => r,
         };
-        let Some(AdminReply::Bytes(bytes)) = reply else {
-            break;
-        };
-        let written = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = w.write_all(&bytes) => r,
+        let written = match reply {
+            Some(AdminReply::Bytes(bytes)) => tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = w.write_all(&bytes) => r,
+            },
+            Some(AdminReply::Users(listing)) => tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = write_listing(&mut w, &listing) => r,
+            },
+            None => break,
         };
         if let Err(e) = written {
             debug!("doveadm: write failed: {e}");
@@ -77,4 +87,63 @@ pub async fn serve(stream: UnixStream, owner: OwnerHandle, shutdown: Cancellatio
         }
     }
     let _ = w.shutdown().await;
+}
+
+/// Writes USER-LIST's rows a chunk at a time, each write waiting for the socket to drain,
+/// then the terminating empty line.
+async fn write_listing<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    listing: &UserListing,
+) -> std::io::Result<()> {
+    let hosts: Vec<String> = listing.hosts.iter().map(ip_to_string).collect();
+    let mut buf = Vec::with_capacity(LIST_CHUNK_ROWS * 40);
+    for chunk in listing.rows.chunks(LIST_CHUNK_ROWS) {
+        buf.clear();
+        for &(hash, expire, host) in chunk {
+            let ip = hosts.get(host as usize).map_or("", String::as_str);
+            UserEntry::encode_parts(hash, expire, ip.as_bytes(), &mut buf);
+        }
+        w.write_all(&buf).await?;
+    }
+    buf.clear();
+    Reply::End.encode(&mut buf);
+    w.write_all(&buf).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    /// Chunked writing gives exactly the bytes of encoding every row as one reply.
+    #[tokio::test]
+    async fn listing_in_chunks_is_the_whole_reply() {
+        let hosts: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap(), "fd00::2".parse().unwrap()];
+        let rows: Vec<(u32, u32, u32)> = (0..2 * LIST_CHUNK_ROWS as u32 + 7)
+            .map(|i| (i.wrapping_mul(2_654_435_761), 1_700_000_000 + i, i % 2))
+            .collect();
+        let listing = UserListing { hosts, rows };
+        let mut want = Vec::new();
+        for &(hash, expire, host) in &listing.rows {
+            Reply::User(UserEntry {
+                hash,
+                expire,
+                ip: listing.hosts[host as usize],
+            })
+            .encode(&mut want);
+        }
+        Reply::End.encode(&mut want);
+        let mut got = Vec::new();
+        write_listing(&mut got, &listing).await.unwrap();
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            String::from_utf8(want).unwrap()
+        );
+
+        let mut empty = Vec::new();
+        write_listing(&mut empty, &UserListing::default())
+            .await
+            .unwrap();
+        assert_eq!(empty, b"\n");
+    }
 }

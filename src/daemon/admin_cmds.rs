@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use director_parsers::admin::{
     DirectorHost, DirectorLine, HostEntry, HostType, LocalStatus, RemovedHost, Reply, Request,
-    RingStatus, Status, UserArg, UserCurrent, UserEntry, UserLookup,
+    RingStatus, Status, UserArg, UserCurrent, UserLookup,
 };
 use director_parsers::ip::ip_to_string;
 use director_parsers::ipc::KickCommand;
@@ -128,22 +128,7 @@ impl Owner {
                 };
                 encode(&[Reply::UserLookup(line)])
             }
-            Request::UserList { ip } => {
-                let mut lines: Vec<Reply> = self
-                    .dir
-                    .user_list(ip, now)
-                    .into_iter()
-                    .map(|(hash, expire, ip)| {
-                        Reply::User(UserEntry {
-                            hash,
-                            expire: expire.min(u64::from(u32::MAX)) as u32,
-                            ip,
-                        })
-                    })
-                    .collect();
-                lines.push(Reply::End);
-                encode(&lines)
-            }
+            Request::UserList { ip } => AdminReply::Users(self.dir.user_listing(ip, now)),
             Request::UserMove { user, ip } => {
                 let hash = self.user_hash(&user);
                 match self.dir.user_move(hash, ip, now) {

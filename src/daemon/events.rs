@@ -54,6 +54,10 @@ pub struct HostRequest {
 pub enum AdminReply {
     /// Write these bytes (a complete reply, LF-terminated) and read the next command.
     Bytes(Vec<u8>),
+    /// USER-LIST's rows: the connection encodes them a chunk at a time as its socket
+    /// drains, then the terminating empty line (the whole encoded reply of a million users
+    /// would be about 32 MB at once).
+    Users(crate::state::UserListing),
 }
 
 /// Everything the state owner reacts to.

@@ -166,16 +166,15 @@ impl Owner {
     /// POST-SYNC: sends `out` now if the ring is synced, else when it next syncs.
     pub(super) fn ring_post_sync(&mut self, out: AdminReply, reply: oneshot::Sender<AdminReply>) {
         let now_ms = self.clock.now_ms();
-        match self.ring.as_mut() {
-            Some(ring) if !ring.sync.synced => {
-                let AdminReply::Bytes(bytes) = out;
+        match (self.ring.as_mut(), out) {
+            (Some(ring), AdminReply::Bytes(bytes)) if !ring.sync.synced => {
                 ring.sync.parked.push(Parked {
                     wait: SyncWait::Post(bytes),
                     reply,
                     deadline_ms: now_ms + ADMIN_SYNC_TIMEOUT_MS,
                 });
             }
-            _ => {
+            (_, out) => {
                 let _ = reply.send(out);
             }
         }

@@ -76,6 +76,17 @@ pub enum RequestOutcome {
     Busy,
 }
 
+/// `USER-LIST`'s rows at 12 bytes a user (the encoded reply is about 32), so listing
+/// millions of users costs little memory; the admin connection encodes and writes them a
+/// chunk at a time as its socket drains.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserListing {
+    /// The hosts the rows name, by the index each row carries.
+    pub hosts: Vec<IpAddr>,
+    /// `(hash, expire, index into hosts)` in USER-LIST order.
+    pub rows: Vec<(u32, u32, u32)>,
+}
+
 /// The director state. See the module doc.
 #[derive(Clone, Debug)]
 pub struct Directory {
@@ -323,20 +334,49 @@ impl Directory {
     }
 
     /// USER-LIST: `(hash, expire, host ip)` per entry, tags in creation order, oldest entry
-    /// first, after purging expired entries; only entries on `filter` if given.
+    /// first, after purging expired entries; only entries on `filter` if given. The
+    /// expanded form of [`Directory::user_listing`].
     pub fn user_list(&mut self, filter: Option<IpAddr>, now: u64) -> Vec<(u32, u64, IpAddr)> {
+        let l = self.user_listing(filter, now);
+        l.rows
+            .iter()
+            .map(|&(hash, expire, host)| (hash, u64::from(expire), l.hosts[host as usize]))
+            .collect()
+    }
+
+    /// USER-LIST's rows as [`UserListing`]: same order and filter as
+    /// [`Directory::user_list`], expiry clamped to `u32` as Dovecot prints it.
+    pub fn user_listing(&mut self, filter: Option<IpAddr>, now: u64) -> UserListing {
         self.purge_expired(now);
+        // Host id → index into `hosts`, for the hosts the filter keeps.
+        let mut index: Vec<Option<u32>> = Vec::new();
+        let mut hosts = Vec::new();
+        for (id, h) in self.hosts.iter_with_ids() {
+            if filter.map_or(true, |f| f == h.ip) {
+                let id = id as usize;
+                if index.len() <= id {
+                    index.resize(id + 1, None);
+                }
+                index[id] = Some(hosts.len() as u32);
+                hosts.push(h.ip);
+            }
+        }
         let expire = u64::from(self.user_expire);
-        let mut out = Vec::new();
+        let capacity = if filter.is_none() {
+            self.tags.iter().map(|t| t.users.len()).sum()
+        } else {
+            0
+        };
+        let mut rows = Vec::with_capacity(capacity);
         for tag in &self.tags {
             for user in tag.users.iter() {
-                let ip = self.hosts.get(user.host).ip;
-                if filter.map_or(true, |f| f == ip) {
-                    out.push((user.hash, user.timestamp + expire, ip));
+                if let Some(Some(i)) = index.get(user.host as usize) {
+                    let until = (user.timestamp + expire).min(u64::from(u32::MAX)) as u32;
+                    rows.push((user.hash, until, *i));
                 }
             }
         }
-        out
+        UserListing { hosts, rows }
     }
 
     /// Entries currently on host `ip`, every tag, oldest first (HOST-RESET-USERS' walk).

@@ -24,7 +24,7 @@ mod vhost;
 mod tests;
 
 pub use directory::{
-    Directory, MoveInfo, OldHost, RequestOutcome, TagState, UserKey,
+    Directory, MoveInfo, OldHost, RequestOutcome, TagState, UserKey, UserListing,
     USER_BEING_KILLED_EXPIRE_RETRY_SECS, USER_NEAR_EXPIRING_MAX, USER_NEAR_EXPIRING_MIN,
 };
 pub use host_cmds::{HostNotFound, HostSetOutcome, RemoteHost, RemoteHostOutcome, UpDownOutcome};
