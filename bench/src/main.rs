@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! director-bench [--quick] [--directord PATH] [--only real|ours] [--levels CxW,...]
-//!                [--reps N] [--skip-users]
+//!                [--reps N] [--skip-throughput] [--skip-users] [--skip-ring]
+//!                [--ring-users N,...]
 //! ```
 //!
 //! Needs root (a private Dovecot master) and Dovecot 2.3 (`/usr/sbin/dovecot`). `directord` is
@@ -20,6 +21,7 @@ mod phases;
 mod procstat;
 mod real;
 mod report;
+mod ring;
 mod target;
 
 use std::path::PathBuf;
@@ -55,7 +57,8 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 const USAGE: &str = "usage: director-bench [--quick] [--directord PATH] [--only real|ours]\n\
-    [--levels CxW,...] [--reps N] [--skip-users]\n\
+    [--levels CxW,...] [--reps N] [--skip-throughput] [--skip-users] [--skip-ring]\n\
+    [--ring-users N,...]\n\
     env: BENCH_OURS_WRAPPER=\"valgrind --tool=callgrind\" runs directord under a profiler;\n\
     BENCH_KEEP=1 keeps the instances' directories (configs, logs)";
 
@@ -67,6 +70,9 @@ fn main() -> ExitCode {
     let mut levels = None;
     let mut reps = None;
     let mut skip_users = false;
+    let mut skip_ring = false;
+    let mut ring_users = None;
+    let mut skip_throughput = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -89,6 +95,12 @@ fn main() -> ExitCode {
                 _ => return usage("--reps needs 1..20"),
             },
             "--skip-users" => skip_users = true,
+            "--skip-ring" => skip_ring = true,
+            "--ring-users" => match args.next().as_deref().map(parse_counts) {
+                Some(Some(c)) => ring_users = Some(c),
+                _ => return usage("--ring-users needs e.g. 100000,1000000"),
+            },
+            "--skip-throughput" => skip_throughput = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -136,10 +148,15 @@ fn main() -> ExitCode {
     }
     if let Some(n) = reps {
         plan.reps = n;
+        plan.ring.reps = n;
+    }
+    if let Some(c) = ring_users {
+        plan.ring.steps = c;
     }
     let settings = Settings {
         mail_servers: "127.0.1.1-127.0.1.3".into(),
         user_expire: "15 min".into(),
+        ring: None,
     };
     let subjects = Subjects {
         settings: &settings,
@@ -153,9 +170,14 @@ fn main() -> ExitCode {
         directord.display()
     ));
     let mut table = Table::default();
-    phases::throughput(&plan, &subjects, &mut table);
+    if !skip_throughput {
+        phases::throughput(&plan, &subjects, &mut table);
+    }
     if !interrupted() && !skip_users {
         phases::users(&plan, &subjects, &mut table);
+    }
+    if !interrupted() && !skip_ring {
+        ring::ring_join(&plan.ring, &subjects, &mut table);
     }
     let took = START.get_or_init(Instant::now).elapsed().as_secs_f64();
     println!("## director-bench{}\n", if quick { " --quick" } else { "" });
@@ -180,6 +202,17 @@ fn main() -> ExitCode {
 fn usage(msg: &str) -> ExitCode {
     eprintln!("director-bench: {msg}\n{USAGE}");
     ExitCode::from(2)
+}
+
+/// `1000,100000` → [1000, 100000]; each count 1..=10M.
+fn parse_counts(text: &str) -> Option<Vec<u64>> {
+    text.split(',')
+        .map(|n| {
+            n.parse::<u64>()
+                .ok()
+                .filter(|n| (1..=10_000_000).contains(n))
+        })
+        .collect()
 }
 
 /// `1x1,4x32` → [(1, 1), (4, 32)]; each number 1..=1000.
@@ -216,7 +249,7 @@ fn machine() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_levels;
+    use super::{parse_counts, parse_levels};
 
     #[test]
     fn levels() {
@@ -225,5 +258,12 @@ mod tests {
         assert_eq!(parse_levels("0x1"), None);
         assert_eq!(parse_levels("4*32"), None);
         assert_eq!(parse_levels(""), None);
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(parse_counts("1000,100000"), Some(vec![1000, 100_000]));
+        assert_eq!(parse_counts("0"), None);
+        assert_eq!(parse_counts("1k"), None);
     }
 }

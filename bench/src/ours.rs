@@ -12,12 +12,18 @@ use crate::target::{self, Kind, Owned, Settings, Target};
 pub fn start(settings: &Settings, directord: &Path) -> io::Result<Target> {
     let root = target::make_root(Kind::Ours)?;
     let run = root.join("run");
+    let ring = settings.ring.as_ref().map_or(String::new(), |r| {
+        format!(
+            "servers = \"{}\"\nlisten = \"{}:{}\"\n",
+            r.servers, r.me, r.port
+        )
+    });
     let conf = format!(
         "# director-bench: the same settings as the real director\n\
          base_dir = \"{run}\"\n\n\
          [director]\n\
          mail_servers = \"{mail}\"\n\
-         user_expire = \"{expire}\"\n",
+         user_expire = \"{expire}\"\n{ring}",
         run = run.display(),
         mail = settings.mail_servers,
         expire = settings.user_expire,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::admin;
 use crate::load::{self, Load, LoadResult, Users};
 use crate::report::{median, Cell, Goal, Table};
+use crate::ring::RingPlan;
 use crate::target::{Kind, Settings, Target};
 use crate::{ours, real};
 
@@ -31,6 +32,8 @@ pub struct Plan {
     pub budget: Duration,
     /// `USER-LIST` runs per target.
     pub list_reps: usize,
+    /// Ring joins.
+    pub ring: RingPlan,
 }
 
 impl Plan {
@@ -43,8 +46,16 @@ impl Plan {
             pool: 1000,
             user_steps: vec![100_000, 1_000_000],
             fill_limit: Duration::from_secs(120),
-            budget: Duration::from_secs(480),
+            budget: Duration::from_secs(330),
             list_reps: 3,
+            ring: RingPlan {
+                steps: vec![100_000, 1_000_000],
+                reps: 3,
+                fill_limit: Duration::from_secs(60),
+                budget: Duration::from_secs(480),
+                hard_stop: Duration::from_secs(540),
+                join_timeout: Duration::from_secs(15),
+            },
         }
     }
 
@@ -57,8 +68,16 @@ impl Plan {
             pool: 1000,
             user_steps: vec![100_000],
             fill_limit: Duration::from_secs(20),
-            budget: Duration::from_secs(45),
+            budget: Duration::from_secs(30),
             list_reps: 2,
+            ring: RingPlan {
+                steps: vec![100_000],
+                reps: 1,
+                fill_limit: Duration::from_secs(10),
+                budget: Duration::from_secs(38),
+                hard_stop: Duration::from_secs(45),
+                join_timeout: Duration::from_secs(4),
+            },
         }
     }
 }
@@ -75,12 +94,17 @@ pub struct Subjects<'a> {
 
 impl Subjects<'_> {
     fn start(&self, kind: Kind) -> Result<Target, String> {
+        self.start_with(kind, self.settings)
+    }
+
+    /// Starts `kind` with `settings` instead of the shared ones (a ring member).
+    pub fn start_with(&self, kind: Kind, settings: &Settings) -> Result<Target, String> {
         if self.only.is_some_and(|k| k != kind) {
             return Err("skipped (--only)".into());
         }
         let r = match kind {
-            Kind::Real => real::start(self.settings),
-            Kind::Ours => ours::start(self.settings, self.directord),
+            Kind::Real => real::start(settings),
+            Kind::Ours => ours::start(settings, self.directord),
         };
         match r {
             Ok(t) => {
@@ -503,7 +527,8 @@ fn fill(tr: &mut Tracked, to: u64, plan: &Plan) -> Result<(), String> {
     Ok(())
 }
 
-fn human(n: u64) -> String {
+/// `100k`, `1M`: a user count for row names.
+pub fn human(n: u64) -> String {
     if n >= 1_000_000 && n % 1_000_000 == 0 {
         format!("{}M", n / 1_000_000)
     } else if n >= 1000 && n % 1000 == 0 {
@@ -513,6 +538,7 @@ fn human(n: u64) -> String {
     }
 }
 
-fn first_line(s: &str) -> String {
+/// The first line of a message (table cells are one line).
+pub fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
 }

@@ -37,21 +37,35 @@ pub fn version() -> Result<String, String> {
 pub fn start(settings: &Settings) -> io::Result<Target> {
     let root = target::make_root(Kind::Real)?;
     let run = root.join("run");
+    // In a ring: listen on our own address, and the ring listener there too (as
+    // compat-tests' ring captures do).
+    let (listen, ring_conf, ring_listener) = match &settings.ring {
+        None => ("127.0.0.1".to_string(), String::new(), String::new()),
+        Some(r) => (
+            r.me.to_string(),
+            format!("director_servers = {}\n", r.servers),
+            format!(
+                "  inet_listener director {{\n    address = {}\n    port = {}\n  }}\n",
+                r.me, r.port
+            ),
+        ),
+    };
     let conf = format!(
-        "# director-bench: private instance, stand-alone real director\n\
+        "# director-bench: private instance, real director\n\
          instance_name = director-bench-{pid}\n\
          base_dir = {run}\n\
          state_dir = {root}/state\n\
          log_path = {root}/log/dovecot.log\n\
          protocols = none\n\
-         listen = 127.0.0.1\n\
+         listen = {listen}\n\
          ssl = no\n\
          default_internal_user = dovecot\n\
          director_mail_servers = {mail}\n\
          director_user_expire = {expire}\n\
+         {ring_conf}\
          service director {{\n  unix_listener login/director {{\n    mode = 0666\n  }}\n  \
          fifo_listener login/proxy-notify {{\n    mode = 0666\n  }}\n  \
-         unix_listener director-userdb {{\n    mode = 0666\n  }}\n}}\n\
+         unix_listener director-userdb {{\n    mode = 0666\n  }}\n{ring_listener}}}\n\
          service auth {{\n  unix_listener auth-login {{\n    path = auth-login-unused\n  }}\n}}\n",
         pid = std::process::id(),
         run = run.display(),

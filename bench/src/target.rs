@@ -27,6 +27,19 @@ pub struct Settings {
     pub mail_servers: String,
     /// `director_user_expire`.
     pub user_expire: String,
+    /// Ring membership; `None` = stand-alone.
+    pub ring: Option<RingSpot>,
+}
+
+/// A director's place in a ring on loopback.
+#[derive(Debug, Clone)]
+pub struct RingSpot {
+    /// Its own address (`listen`, and the ring listener's address).
+    pub me: std::net::Ipv4Addr,
+    /// The ring port, the same for every director.
+    pub port: u16,
+    /// `director_servers`: every director as `ip:port`, space separated.
+    pub servers: String,
 }
 
 /// Which implementation a target is.
