@@ -4,7 +4,7 @@
 //! ```text
 //! director-bench [--quick] [--directord PATH] [--only real|ours] [--levels CxW,...]
 //!                [--reps N] [--skip-throughput] [--skip-users] [--skip-ring]
-//!                [--ring-users N,...]
+//!                [--skip-e2e] [--ring-users N,...]
 //! ```
 //!
 //! Needs root (a private Dovecot master) and Dovecot 2.3 (`/usr/sbin/dovecot`). `directord` is
@@ -14,7 +14,9 @@
 
 mod admin;
 mod b64;
+mod e2e;
 mod fake_auth;
+mod imap_backend;
 mod load;
 mod ours;
 mod phases;
@@ -58,7 +60,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 const USAGE: &str = "usage: director-bench [--quick] [--directord PATH] [--only real|ours]\n\
     [--levels CxW,...] [--reps N] [--skip-throughput] [--skip-users] [--skip-ring]\n\
-    [--ring-users N,...]\n\
+    [--skip-e2e] [--ring-users N,...]\n\
     env: BENCH_OURS_WRAPPER=\"valgrind --tool=callgrind\" runs directord under a profiler;\n\
     BENCH_KEEP=1 keeps the instances' directories (configs, logs)";
 
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
     let mut reps = None;
     let mut skip_users = false;
     let mut skip_ring = false;
+    let mut skip_e2e = false;
     let mut ring_users = None;
     let mut skip_throughput = false;
     let mut args = std::env::args().skip(1);
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
             },
             "--skip-users" => skip_users = true,
             "--skip-ring" => skip_ring = true,
+            "--skip-e2e" => skip_e2e = true,
             "--ring-users" => match args.next().as_deref().map(parse_counts) {
                 Some(Some(c)) => ring_users = Some(c),
                 _ => return usage("--ring-users needs e.g. 100000,1000000"),
@@ -149,6 +153,7 @@ fn main() -> ExitCode {
     if let Some(n) = reps {
         plan.reps = n;
         plan.ring.reps = n;
+        plan.e2e.reps = n;
     }
     if let Some(c) = ring_users {
         plan.ring.steps = c;
@@ -178,6 +183,9 @@ fn main() -> ExitCode {
     }
     if !interrupted() && !skip_ring {
         ring::ring_join(&plan.ring, &subjects, &mut table);
+    }
+    if !interrupted() && !skip_e2e {
+        e2e::end_to_end(&plan.e2e, &subjects, &mut table);
     }
     let took = START.get_or_init(Instant::now).elapsed().as_secs_f64();
     println!("## director-bench{}\n", if quick { " --quick" } else { "" });

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::admin;
+use crate::e2e::E2ePlan;
 use crate::load::{self, Load, LoadResult, Users};
 use crate::report::{median, Cell, Goal, Table};
 use crate::ring::RingPlan;
@@ -34,6 +35,8 @@ pub struct Plan {
     pub list_reps: usize,
     /// Ring joins.
     pub ring: RingPlan,
+    /// IMAP logins through a real imap-login proxy.
+    pub e2e: E2ePlan,
 }
 
 impl Plan {
@@ -56,6 +59,13 @@ impl Plan {
                 hard_stop: Duration::from_secs(540),
                 join_timeout: Duration::from_secs(15),
             },
+            e2e: E2ePlan {
+                run_time: Duration::from_secs(4),
+                reps: 3,
+                clients: 16,
+                pool: 10_000,
+                hard_stop: Duration::from_secs(570),
+            },
         }
     }
 
@@ -77,6 +87,13 @@ impl Plan {
                 budget: Duration::from_secs(38),
                 hard_stop: Duration::from_secs(45),
                 join_timeout: Duration::from_secs(4),
+            },
+            e2e: E2ePlan {
+                run_time: Duration::from_millis(1500),
+                reps: 1,
+                clients: 16,
+                pool: 10_000,
+                hard_stop: Duration::from_secs(55),
             },
         }
     }
