@@ -65,7 +65,8 @@ impl Table {
         );
         for r in &self.rows {
             let ratio = match (&r.real, &r.ours) {
-                (Ok(a), Ok(b)) if *a > 0.0 => Some(b / a),
+                // Overheads can come out negative in noise; their ratio means nothing then.
+                (Ok(a), Ok(b)) if *a > 0.0 && *b >= 0.0 => Some(b / a),
                 _ => None,
             };
             let ratio_text = ratio.map_or("–".to_string(), |x| format!("{x:.2}×"));

@@ -267,11 +267,12 @@ fn join(plan: &RingPlan, subjects: &Subjects, spots: &Spots, kind: Kind) -> Resu
     let mut admin = None;
     loop {
         if Instant::now() > deadline {
-            return Err(format!(
-                "not synced after {:?}; log:\n{}",
-                plan.join_timeout,
+            crate::progress(&format!(
+                "ring: {} joiner not synced; its log:\n{}",
+                kind.label(),
                 joiner.log_tail()
             ));
+            return Err(format!("not synced after {:?}", plan.join_timeout));
         }
         if crate::interrupted() {
             return Err("interrupted".into());
