@@ -166,9 +166,15 @@ pub(crate) fn want_min_args(args: &[&[u8]], n: usize) -> Result<(), ParseError> 
 }
 
 /// Append `n` in decimal.
-pub(crate) fn push_u32(out: &mut Vec<u8>, mut n: u32) {
-    // By hand: `to_string` allocated and went through `core::fmt` once per auth reply.
-    let mut digits = [0u8; 10];
+pub(crate) fn push_u32(out: &mut Vec<u8>, n: u32) {
+    push_u64(out, u64::from(n));
+}
+
+/// Append `n` in decimal.
+pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    // By hand: `to_string` allocated and went through `core::fmt` once per auth reply, and
+    // twice per user line of a ring handshake.
+    let mut digits = [0u8; 20];
     let mut start = digits.len();
     loop {
         start -= 1;
@@ -236,6 +242,11 @@ mod tests {
             let mut out = b"=".to_vec();
             push_u32(&mut out, n);
             assert_eq!(out, format!("={n}").into_bytes());
+        }
+        for n in [0, 4_294_967_296, 10_000_000_000_000_000_000, u64::MAX] {
+            let mut out = Vec::new();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
         }
     }
 

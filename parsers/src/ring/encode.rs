@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use super::command::{Command, HandshakeUser, HostInfo, Origin, Pulse, Sync};
 use super::*;
 use crate::escape::escape_into;
-use crate::field::Field;
-use crate::ip::ip_to_string;
+use crate::field::{push_u64, Field};
+use crate::ip::push_ip;
 
 /// Appends fields to a line under construction.
 struct Line<'a>(&'a mut Vec<u8>);
@@ -15,13 +15,13 @@ struct Line<'a>(&'a mut Vec<u8>);
 impl Line<'_> {
     fn num(&mut self, n: impl Into<u64>) -> &mut Self {
         self.0.push(b'\t');
-        self.0.extend_from_slice(n.into().to_string().as_bytes());
+        push_u64(self.0, n.into());
         self
     }
 
     fn ip(&mut self, ip: &IpAddr) -> &mut Self {
         self.0.push(b'\t');
-        self.0.extend_from_slice(ip_to_string(ip).as_bytes());
+        push_ip(self.0, ip);
         self
     }
 
