@@ -19,7 +19,7 @@ use director::state::{Directory, Tag};
 use director::username_hash::UsernameHash;
 
 use super::chroot::Chroot24;
-use super::conf;
+use super::conf::{self, LoginMode};
 use super::directord::Directord;
 use super::instance::{Instance24, PORTS};
 use super::smtp_relay::SmtpRelay;
@@ -68,6 +68,23 @@ impl Lab24 {
         layout: Layout,
         user_expire_secs: u32,
     ) -> std::io::Result<Lab24> {
+        Self::start_mode(
+            chroot,
+            directord_bin,
+            layout,
+            user_expire_secs,
+            LoginMode::Performance,
+        )
+    }
+
+    /// [`Lab24::start`] with the proxy's login processes in `mode`.
+    pub fn start_mode(
+        chroot: &Chroot24,
+        directord_bin: &Path,
+        layout: Layout,
+        user_expire_secs: u32,
+        mode: LoginMode,
+    ) -> std::io::Result<Lab24> {
         let mut ips: Vec<Ipv4Addr> = Vec::new();
         while ips.len() < 3 {
             let ip = loopback::free_ip(&PORTS)?;
@@ -91,12 +108,12 @@ impl Lab24 {
             }
         };
         let proxy_conf = match &own_dir {
-            None => conf::proxy(&proxy, None),
+            None => conf::proxy(&proxy, None, mode),
             Some(d) => {
                 let inner = chroot
                     .inner_path(d.path())
                     .ok_or_else(|| err("directord's directory is outside the chroot"))?;
-                conf::proxy(&proxy, Some(&inner))
+                conf::proxy(&proxy, Some(&inner), mode)
             }
         };
         let mut lab = Lab24 {
@@ -135,6 +152,11 @@ impl Lab24 {
     pub fn start_proxy(&mut self) -> std::io::Result<()> {
         let conf = self.proxy_conf.clone();
         self.proxy.start(&self.chroot, &conf)
+    }
+
+    /// The proxy's dovecot.conf.
+    pub fn proxy_conf(&self) -> &str {
+        &self.proxy_conf
     }
 
     /// The layout this lab runs.
