@@ -49,6 +49,8 @@ pub struct Lab24 {
     layout: Layout,
     directord_bin: PathBuf,
     user_expire_secs: u32,
+    /// Extra `[director]` lines of `directord`'s TOML.
+    director_extra: String,
     proxy_conf: String,
     /// Layout B: `directord`'s own base_dir (inside the chroot).
     own_dir: Option<tempfile::TempDir>,
@@ -84,6 +86,19 @@ impl Lab24 {
         layout: Layout,
         user_expire_secs: u32,
         mode: LoginMode,
+    ) -> std::io::Result<Lab24> {
+        Self::start_full(chroot, directord_bin, layout, user_expire_secs, mode, "")
+    }
+
+    /// [`Lab24::start_mode`] with `director_extra` (TOML lines, e.g. a ring's `listen` and
+    /// `servers`) added to `directord`'s `[director]` section.
+    pub fn start_full(
+        chroot: &Chroot24,
+        directord_bin: &Path,
+        layout: Layout,
+        user_expire_secs: u32,
+        mode: LoginMode,
+        director_extra: &str,
     ) -> std::io::Result<Lab24> {
         let mut ips: Vec<Ipv4Addr> = Vec::new();
         while ips.len() < 3 {
@@ -124,6 +139,7 @@ impl Lab24 {
             layout,
             directord_bin: directord_bin.to_path_buf(),
             user_expire_secs,
+            director_extra: director_extra.to_string(),
             proxy_conf,
             own_dir,
             work: tempfile::Builder::new()
@@ -188,7 +204,10 @@ impl Lab24 {
             ),
             (
                 "user_expire = \"15 min\"",
-                format!("user_expire = {}", self.user_expire_secs),
+                format!(
+                    "user_expire = {}\n{}",
+                    self.user_expire_secs, self.director_extra
+                ),
             ),
         ];
         let proxy_base = self.proxy.host_base_dir().display().to_string();
