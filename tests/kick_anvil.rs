@@ -86,12 +86,19 @@ fn sessions(honour: bool) -> impl Fn(&str) -> Option<String> {
             return Some(format!("{header}{}\n", lines.concat()));
         }
         let args: Vec<&str> = cmd.split('\t').collect();
-        if args[0] != "KICK-USER" {
-            return None;
-        }
+        let alt = match args[0] {
+            "KICK-USER" => false,
+            // The dump's only alternative field is user_director_hash (column 7).
+            "KICK-ALT-USER" if args[1] == "user_director_hash" => true,
+            _ => return None,
+        };
         let hit = |l: &String| {
-            let f: Vec<&str> = l.split('\t').collect();
-            f[1] == args[1] && args.get(2).map_or(true, |g| f[4] == *g)
+            let f: Vec<&str> = l.trim_end().split('\t').collect();
+            if alt {
+                f[6] == args[2]
+            } else {
+                f[1] == args[1] && args.get(2).map_or(true, |g| f[4] == *g)
+            }
         };
         let n = lines.iter().filter(|l| hit(l)).count();
         if honour {
@@ -238,6 +245,20 @@ async fn default_login_mode_sessions_are_kicked_through_admin_sockets() {
     let log = std::mem::take(&mut *log.lock().unwrap());
     assert_eq!(log[..2], ["CONNECT-DUMP\n", "KICK-USER\tbob\n"]);
     assert!(log[2..].iter().all(|l| l == "CONNECT-DUMP\n"), "{log:?}");
+
+    // imap-login is known now: a kick by alternative username (bob's hash) goes to the
+    // admin socket at once, without a second probe.
+    let started = std::time::Instant::now();
+    let r = timeout(
+        T,
+        kicker.kick(KickCommand::kick_alt(b"user_director_hash", b"2677887420")),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!((r.count, r.ignored), (Some(1), 0));
+    assert!(started.elapsed() < director::kick::login_mode::PROBE_TIMEOUT);
+    assert_eq!(admin.lock().unwrap().len(), 4, "a second admin kick");
 
     // No admin socket for alice's process: the kick is reported as ignored, not counted.
     let r = timeout(T, kicker.kick(KickCommand::kick(b"alice")))
