@@ -1,7 +1,8 @@
 //! The daemon's kick backend choice (`[dovecot] version`): with `auto` and only Dovecot
 //! 2.4's anvil socket present, doveadm's kick reaches anvil with the [verified] handshake
-//! and command forms of dovecot-2.4.md §6.2; `2.4` uses anvil even when an ipc socket
-//! exists.
+//! and command forms of dovecot-2.4.md §6.2 (each kick listing the sessions first); `2.4`
+//! uses anvil even when an ipc socket exists. Without the login processes' admin sockets
+//! beside anvil, directord warns once that default-mode sessions cannot be kicked.
 
 mod daemon_support;
 
@@ -39,6 +40,10 @@ fn auto_kicks_through_anvil_when_there_is_no_ipc_socket() {
     assert_eq!(a.line("USER-KICK\tbob"), "OK\n");
     empty_dump(&mut conn);
     assert_eq!(show(&read_lines(&mut conn, 1)), show(b"KICK-USER\tbob\n"));
+    // The check of dovecot-2.4.md §6.4, once, at the first kick (anvil was not there at
+    // start-up): no srv.<service> admin directories beside this anvil.
+    d.wait_log("cannot be kicked");
+    assert_eq!(d.log_count("restart_request_count = unlimited"), 1);
 }
 
 #[test]
