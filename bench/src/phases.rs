@@ -60,8 +60,8 @@ impl Plan {
                 join_timeout: Duration::from_secs(15),
             },
             e2e: E2ePlan {
-                run_time: Duration::from_secs(4),
-                reps: 3,
+                run_time: Duration::from_millis(2500),
+                reps: 5,
                 clients: 16,
                 pool: 10_000,
                 hard_stop: Duration::from_secs(570),
