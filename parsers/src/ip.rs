@@ -26,22 +26,46 @@ pub fn parse_ip(text: &[u8]) -> Option<IpAddr> {
 }
 
 fn parse_strict_v4(s: &str) -> Option<Ipv4Addr> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+    let s = s.as_bytes();
+    if s.is_empty() {
         return None;
     }
-    if !s.contains('.') {
-        return s.parse::<u32>().ok().map(Ipv4Addr::from);
-    }
-    let mut octets = [0u8; 4];
-    let mut n = 0;
-    for part in s.split('.') {
-        if n == 4 || part.is_empty() {
+    if !s.contains(&b'.') {
+        if !s.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        octets[n] = part.parse::<u8>().ok()?;
-        n += 1;
+        return std::str::from_utf8(s)
+            .ok()?
+            .parse::<u32>()
+            .ok()
+            .map(Ipv4Addr::from);
     }
-    (n == 4).then(|| Ipv4Addr::from(octets))
+    // Four decimal parts of 0..=255, leading zeros allowed (`u8::from_str`), in one pass
+    // over the bytes: every ring USER line carries an address.
+    let mut octets = [0u8; 4];
+    let (mut n, mut val, mut digits) = (0, 0u32, 0);
+    for &b in s {
+        match b {
+            b'0'..=b'9' => {
+                val = val * 10 + u32::from(b - b'0');
+                if val > 255 {
+                    return None;
+                }
+                digits += 1;
+            }
+            b'.' if digits > 0 && n < 3 => {
+                octets[n] = val as u8;
+                n += 1;
+                (val, digits) = (0, 0);
+            }
+            _ => return None,
+        }
+    }
+    if digits == 0 || n != 3 {
+        return None;
+    }
+    octets[3] = val as u8;
+    Some(Ipv4Addr::from(octets))
 }
 
 /// glibc `inet_aton`: 1-4 parts, each decimal, `0x` hex or leading-`0` octal; the last part
@@ -214,6 +238,66 @@ mod tests {
         assert_eq!(p("host.example"), None);
         assert_eq!(p(""), None);
         assert_eq!(p("-1"), None);
+    }
+
+    /// The dotted-quad rule as first written, with `str::split` and `u8::from_str`.
+    fn strict_v4_reference(s: &str) -> Option<Ipv4Addr> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return None;
+        }
+        if !s.contains('.') {
+            return s.parse::<u32>().ok().map(Ipv4Addr::from);
+        }
+        let mut octets = [0u8; 4];
+        let mut n = 0;
+        for part in s.split('.') {
+            if n == 4 || part.is_empty() {
+                return None;
+            }
+            octets[n] = part.parse::<u8>().ok()?;
+            n += 1;
+        }
+        (n == 4).then(|| Ipv4Addr::from(octets))
+    }
+
+    #[test]
+    fn byte_parser_is_the_reference_rule() {
+        let mut cases: Vec<String> = [
+            "",
+            ".",
+            "..",
+            "...",
+            "....",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            ".1.2.3",
+            "1.2.3.",
+            "0256.1.1.1",
+            "00000000255.0.0.1",
+            "1.2.3.4a",
+            "1.2.3.-4",
+            "255.255.255.255",
+            "255.255.255.256",
+            "999.1.1.1",
+            "0.0.0.0",
+            "4294967295",
+            "4294967296",
+            "12a",
+            "1.2.3.4 ",
+            " 1.2.3.4",
+            "01.02.03.04",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for o in [0, 1, 9, 10, 25, 99, 100, 199, 254, 255, 256, 300, 1000] {
+            cases.push(format!("{o}.{o}.1.{o}"));
+            cases.push(format!("10.0.{o}"));
+        }
+        for c in &cases {
+            assert_eq!(parse_strict_v4(c), strict_v4_reference(c), "{c:?}");
+        }
     }
 
     #[test]
