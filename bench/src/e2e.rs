@@ -148,19 +148,19 @@ impl Proxy {
 
     /// CPU nanoseconds so far of every process serving logins: the master, its children
     /// (imap-login, auth, log, config, director, ...) and ours, by pid.
-    fn cpu_by_pid(&self) -> HashMap<i32, u64> {
+    fn cpu_by_pid(&self) -> HashMap<i32, (String, u64)> {
         let mut out = HashMap::new();
-        let mut pids: Vec<i32> = Vec::new();
+        let mut pids: Vec<(i32, String)> = Vec::new();
         if let Some(master) = self.instance.master_pid() {
-            pids.push(master);
-            pids.extend(procstat::children(master).into_iter().map(|(p, _)| p));
+            pids.push((master, "master".into()));
+            pids.extend(procstat::children(master));
         }
         if let Some(c) = &self.directord {
-            pids.push(c.id() as i32);
+            pids.push((c.id() as i32, "directord".into()));
         }
-        for p in pids {
+        for (p, name) in pids {
             if let Ok(ns) = procstat::cpu_ns(p) {
-                out.insert(p, ns);
+                out.insert(p, (name, ns));
             }
         }
         out
@@ -391,10 +391,17 @@ fn measure(plan: &E2ePlan, subjects: &Subjects) -> Result<[Series; 3], String> {
             let r = run_clients(p.addr(), plan.clients, plan.pool, plan.run_time);
             let cpu1 = p.cpu_by_pid();
             let dir1 = dir_pid.and_then(|pid| procstat::cpu_ns(pid).ok());
-            let spent: u64 = cpu1
-                .iter()
-                .map(|(pid, ns)| ns.saturating_sub(cpu0.get(pid).copied().unwrap_or(0)))
-                .sum();
+            // CPU per process name, e.g. both imap-login processes together.
+            let mut by_name: Vec<(String, u64)> = Vec::new();
+            for (pid, (name, ns)) in &cpu1 {
+                let spent = ns.saturating_sub(cpu0.get(pid).map_or(0, |c| c.1));
+                match by_name.iter_mut().find(|(n, _)| n == name) {
+                    Some(e) => e.1 += spent,
+                    None => by_name.push((name.clone(), spent)),
+                }
+            }
+            by_name.sort_by(|a, b| b.1.cmp(&a.1));
+            let spent: u64 = by_name.iter().map(|e| e.1).sum();
             let logins = r.ok.max(1) as f64;
             let s = Sample {
                 rate: r.ok as f64 / r.elapsed.as_secs_f64().max(1e-9),
@@ -404,8 +411,13 @@ fn measure(plan: &E2ePlan, subjects: &Subjects) -> Result<[Series; 3], String> {
                     _ => f64::NAN,
                 },
             };
+            let parts: Vec<String> = by_name
+                .iter()
+                .filter(|e| e.1 > 0)
+                .map(|(n, ns)| format!("{n} {:.0}", *ns as f64 / 1000.0 / logins))
+                .collect();
             crate::progress(&format!(
-                "end to end {}: {:.0} logins/s ({} failed{}), proxy CPU {:.0} µs/login, director {:.1} µs/login",
+                "end to end {}: {:.0} logins/s ({} failed{}), proxy CPU {:.0} µs/login ({}), director {:.1} µs/login",
                 p.variant.label(),
                 s.rate,
                 r.failed,
@@ -413,6 +425,7 @@ fn measure(plan: &E2ePlan, subjects: &Subjects) -> Result<[Series; 3], String> {
                     .as_ref()
                     .map_or(String::new(), |e| format!(": {e}")),
                 s.cpu_us,
+                parts.join(", "),
                 s.director_us
             ));
             if r.ok == 0 {
