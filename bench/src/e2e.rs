@@ -400,7 +400,7 @@ fn measure(plan: &E2ePlan, subjects: &Subjects) -> Result<[Series; 3], String> {
                     None => by_name.push((name.clone(), spent)),
                 }
             }
-            by_name.sort_by(|a, b| b.1.cmp(&a.1));
+            by_name.sort_by_key(|e| std::cmp::Reverse(e.1));
             let spent: u64 = by_name.iter().map(|e| e.1).sum();
             let logins = r.ok.max(1) as f64;
             let s = Sample {
