@@ -1,13 +1,12 @@
 //! Wiring of the ring state machine ([`crate::ring::Ring`]) into the state owner: ring I/O
 //! events become [`RingEvent`]s, and the returned [`RingEffect`]s are carried out (lines
-//! queued on connections, connects, closes, the ring's timer, log lines, sync state).
+//! queued on connections, connects, closes, the ring's timer, log lines, sync state, kicks,
+//! the flush program of moves we started).
 //!
-//! The ring owns the hosts and users: logins and admin changes go through it, and after
-//! every ring event the owner's directory is replaced by a copy of the ring's, which the
-//! read-only admin commands use (O(users) per event: fine for tests, to be replaced by reads
-//! from the ring). Kicks the ring asks for go to ipc; proxy-notify
-//! refreshes go to the ring ([`RingEvent::Refresh`]). Not wired yet: the flush program after
-//! moves.
+//! The owner keeps the one [`crate::state::Directory`] and lends it to the ring for every
+//! event ([`crate::ring::Ring::handle_in`], no copy), so admin reads, expiry and the
+//! HOST-RESET-USERS walk see and change the ring's state. Logins, admin changes, kicks and
+//! proxy-notify refreshes go through the ring, which tells the other directors.
 
 use std::collections::VecDeque;
 
@@ -29,6 +28,8 @@ impl Owner {
     /// events the effects cause (a full output buffer closes the connection).
     /// Returns the answers (`Routed`, `AdminDone`) among the effects.
     pub(super) fn ring_handle(&mut self, first: RingEvent) -> Vec<RingEffect> {
+        let login = matches!(first, RingEvent::Login { .. });
+        let moving_before = self.dir.moving_count();
         let mut answers = Vec::new();
         let mut events = VecDeque::from([first]);
         let mut rounds = 0;
@@ -42,7 +43,7 @@ impl Owner {
             let Some(ring) = self.ring.as_mut() else {
                 return answers;
             };
-            let effects = ring.core.handle(ev, now_ms);
+            let effects = ring.core.handle_in(&mut self.dir, ev, now_ms);
             for eff in effects {
                 match eff {
                     RingEffect::Routed { .. } | RingEffect::AdminDone(_) => answers.push(eff),
@@ -53,11 +54,34 @@ impl Owner {
         let Some(ring) = self.ring.as_ref() else {
             return answers;
         };
-        self.dir = ring.core.directory().clone();
         let (handshaked, synced) = (ring.core.is_handshaked(), ring.core.is_synced());
-        let hosts_hash = ring.core.directory().hosts_hash();
+        let hosts_hash = self.dir.hosts_hash();
         self.ring_state_changed(handshaked, synced, hosts_hash);
+        if !login {
+            self.ring_followup(moving_before);
+        }
         answers
+    }
+
+    /// After a ring event: queued requests may now find their user unweakened, moved or a
+    /// host up (Dovecot's state-change callback), and a finished move lets HOST-RESET-USERS
+    /// go on. Not re-entered from the requests and moves it starts.
+    fn ring_followup(&mut self, moving_before: usize) {
+        let Some(ring) = self.ring.as_mut() else {
+            return;
+        };
+        if ring.in_followup {
+            return;
+        }
+        ring.in_followup = true;
+        if self.dir.moving_count() < moving_before {
+            self.move_finished();
+        } else {
+            self.retry_delayed();
+        }
+        if let Some(ring) = self.ring.as_mut() {
+            ring.in_followup = false;
+        }
     }
 
     /// Routes a login through the ring: `None` for a stand-alone director, else the host or
@@ -210,10 +234,31 @@ impl Owner {
                     events.push_back(RingEvent::KickDone { hash });
                 }
             }
-            RingEffect::KickUser(user) => {
-                let command = KickCommand::kick(&user);
+            RingEffect::KickHash { hash, except } => {
+                let command = KickCommand::KickDirectorHash {
+                    hash,
+                    except_ip: Some(except),
+                };
                 if !self.send_ring_kick(command, None) {
                     error!("ipc: kick not sent (ipc client stopped)");
+                }
+            }
+            RingEffect::KickUser(user) => {
+                if !self.send_ring_kick(KickCommand::kick(&user), None) {
+                    error!("ipc: kick not sent (ipc client stopped)");
+                }
+            }
+            RingEffect::KickAlt { field, value } => {
+                if !self.send_ring_kick(KickCommand::kick_alt(&field, &value), None) {
+                    error!("ipc: kick not sent (ipc client stopped)");
+                }
+            }
+            RingEffect::Flush(job) => {
+                if !self.start_flush(job) {
+                    events.push_back(RingEvent::FlushDone {
+                        key: job.key,
+                        success: false,
+                    });
                 }
             }
             RingEffect::Routed { .. } | RingEffect::AdminDone(_) => {}

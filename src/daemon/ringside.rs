@@ -33,6 +33,8 @@ pub struct RingSide {
     pub core: crate::ring::Ring,
     /// When the ring wants its timer event (clock ms).
     pub timer_at_ms: Option<u64>,
+    /// The owner's after-event follow-up (retries, resets) is running: no re-entry.
+    pub in_followup: bool,
 }
 
 impl Owner {

@@ -127,6 +127,8 @@ impl Owner {
         }
         if retry {
             self.retry_delayed();
+            // A paused HOST-RESET-USERS resumes only on a synced ring.
+            self.continue_resets();
             let parked = self
                 .ring
                 .as_mut()

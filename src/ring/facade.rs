@@ -53,6 +53,10 @@ pub struct Ring {
     pub(super) hosts_replaced: bool,
     /// Moving users' deadlines (ms): 30 s timeout or the kick delay.
     pub(super) move_deadlines: BTreeMap<(u32, u32), u64>,
+    /// `director_user_kick_delay` (ms).
+    pub(super) kick_delay_ms: u64,
+    /// `director_flush_socket` is set: moves we start run it ([`RingEffect::Flush`]).
+    pub(super) flush_configured: bool,
 }
 
 impl Ring {
@@ -86,7 +90,36 @@ impl Ring {
             shutting_down: false,
             hosts_replaced: false,
             move_deadlines: BTreeMap::new(),
+            kick_delay_ms: super::moves::KICK_DELAY_MS,
+            flush_configured: false,
         }
+    }
+
+    /// `director_user_kick_delay` and whether a flush program is configured.
+    pub fn with_move_settings(mut self, kick_delay_ms: u64, flush_configured: bool) -> Self {
+        self.kick_delay_ms = kick_delay_ms;
+        self.flush_configured = flush_configured;
+        self
+    }
+
+    /// A ring whose [`Directory`] the caller keeps and lends to every [`Ring::handle_in`]
+    /// (the daemon's state owner): one directory, never copied.
+    pub fn new_lent(me: DirAddr, servers: &[DirAddr]) -> Self {
+        Ring::new(me, servers, Directory::new(Vec::new(), 0))
+    }
+
+    /// [`Ring::handle`] on the caller's directory: it is swapped in for the event and back
+    /// out afterwards (O(1)), so the caller's reads and writes between events are the ring's.
+    pub fn handle_in(
+        &mut self,
+        dir: &mut Directory,
+        event: RingEvent,
+        now_ms: u64,
+    ) -> Vec<RingEffect> {
+        std::mem::swap(&mut self.dir, dir);
+        let out = self.handle(event, now_ms);
+        std::mem::swap(&mut self.dir, dir);
+        out
     }
 
     /// Our own ring address.
@@ -94,7 +127,7 @@ impl Ring {
         self.peers.me
     }
 
-    /// The hosts and users.
+    /// The hosts and users (of a ring built with [`Ring::new`]; a lent ring's is empty).
     pub fn directory(&self) -> &Directory {
         &self.dir
     }
@@ -171,6 +204,7 @@ impl Ring {
             }
             RingEvent::Refresh { hash } => self.notify_refresh(hash),
             RingEvent::KickDone { hash } => self.kick_done(hash),
+            RingEvent::FlushDone { key, success } => self.flush_done(key, success),
             RingEvent::Shutdown => self.shutdown(),
         }
         self.in_batch = false;

@@ -81,9 +81,10 @@ fn conflicting_users_lower_ip_wins_and_everyone_hears_it() {
             ]
         );
     }
-    assert!(eff.contains(&RingEffect::Kick {
+    // The conflict's kick waits for nothing (unlike a move's kill).
+    assert!(eff.contains(&RingEffect::KickHash {
         hash: 100,
-        except: Some(ip("10.0.0.1"))
+        except: ip("10.0.0.1")
     }));
     // The higher IP loses; our host goes back to everyone, including the sender.
     let eff = line(&mut a, c2, &format!("USER\t100\t10.0.0.2\t{}", T - 40), T);
