@@ -25,6 +25,8 @@ mod users;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_moves;
+#[cfg(test)]
 mod tests_users;
 
 pub use conn::{ConnInfo, ConnRole};

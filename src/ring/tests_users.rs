@@ -6,7 +6,7 @@ use super::*;
 
 /// A (127.0.0.1) paired with B (127.0.0.2): `c1` = B's connection to A (A's left), `c2` = A's
 /// connection to B (A's right), ring synced.
-fn paired_a() -> (Ring, ConnId, ConnId) {
+pub(super) fn paired_a() -> (Ring, ConnId, ConnId) {
     let mut a = lone_a();
     let c1 = ConnId(1);
     let peer_ip = ip("127.0.0.2");
