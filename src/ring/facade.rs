@@ -57,6 +57,9 @@ pub struct Ring {
     pub(super) kick_delay_ms: u64,
     /// `director_flush_socket` is set: moves we start run it ([`RingEffect::Flush`]).
     pub(super) flush_configured: bool,
+    /// When our last SYNC round started, and how long the last one that synced took (ms).
+    pub(super) sync_started_ms: u64,
+    pub(super) last_sync_ms: u32,
 }
 
 impl Ring {
@@ -92,6 +95,8 @@ impl Ring {
             move_deadlines: BTreeMap::new(),
             kick_delay_ms: super::moves::KICK_DELAY_MS,
             flush_configured: false,
+            sync_started_ms: 0,
+            last_sync_ms: 0,
         }
     }
 
@@ -554,6 +559,7 @@ impl Ring {
         let verifying = match self.conns.get_mut(&id) {
             Some(c) => {
                 c.ping_outstanding = false;
+                c.stats.pong_received(self.now_ms);
                 std::mem::take(&mut c.verifying)
             }
             None => return,
@@ -572,6 +578,7 @@ impl Ring {
             return;
         }
         c.ping_outstanding = true;
+        c.stats.ping_sent(self.now_ms);
         let ping = Command::Ping(director_parsers::ring::Pulse::Stats {
             time: self.secs(),
             buffered: 0,

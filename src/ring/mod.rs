@@ -17,6 +17,7 @@ mod facade;
 mod hosts;
 mod moves;
 mod peer;
+mod stats;
 mod sync;
 mod timers;
 mod topology;
@@ -32,6 +33,7 @@ mod tests_users;
 pub use conn::{ConnInfo, ConnRole};
 pub use facade::Ring;
 pub use peer::DirAddr;
+pub use stats::ConnStats;
 
 use crate::state::{FlushJob, Tag, UserKey};
 use std::net::IpAddr;

@@ -70,6 +70,7 @@ impl Ring {
             self.dir.hosts_hash(),
         );
         self.last_sync_sent_ring_change_counter = self.ring_change_counter;
+        self.sync_round_started();
         self.log(
             LogLevel::Debug,
             format!(
@@ -149,6 +150,7 @@ impl Ring {
                     LogLevel::Debug,
                     format!("Ring is synced ({from} sent seq={seq}, hosts_hash={hash})"),
                 );
+                self.sync_round_finished();
                 self.set_synced();
             }
             return;

@@ -1,5 +1,6 @@
 //! Moves, kicks and the flush program over the ring (`ring-protocol.md` §5.6, §8.3) in a
-//! two-director ring: what a director that starts a move does versus one that only hears it.
+//! two-director ring: what a director that starts a move does versus one that only hears it;
+//! the counters `DIRECTOR-LIST` shows; hostnames of hosts learnt from the ring.
 
 use super::tests::{ip, line, sent_np, step, T};
 use super::tests_users::paired_a;
@@ -238,4 +239,71 @@ fn kicks_are_local_and_go_round_with_our_origin() {
         hash: 7,
         except: ip("10.0.0.1")
     }));
+}
+
+#[test]
+fn director_list_counters_ping_round_trip_sync_round_and_failure_mark() {
+    let (mut a, c1, c2) = paired_a();
+    let ms = T * 1000;
+    // The SYNC that synced the pair PINGed both neighbours at T; B answers 37 ms later.
+    a.handle(
+        RingEvent::Line {
+            conn: c2,
+            bytes: format!("PONG\t{T}\t0").into_bytes(),
+        },
+        ms + 37,
+    );
+    assert_eq!(a.conn_stats(c2).map(|s| s.ping_ms), Some(37));
+    // A host change desyncs the ring; our SYNC comes back 250 ms later.
+    let eff = a.handle(
+        RingEvent::Admin(AdminCmd::HostUpDown {
+            ip: ip("10.0.0.1"),
+            down: true,
+        }),
+        ms + 1000,
+    );
+    let own = sent_np(&eff, c2)
+        .into_iter()
+        .find(|l| l.starts_with("SYNC\\t127.0.0.1"))
+        .expect("our SYNC")
+        .replace("\\t", "\t");
+    a.handle(
+        RingEvent::Line {
+            conn: c1,
+            bytes: own.into_bytes(),
+        },
+        ms + 1250,
+    );
+    assert!(a.is_synced());
+    assert_eq!(a.last_sync_ms(), 250);
+    // A connection that dies young marks its director failed at that second.
+    let b = DirAddr::new(ip("127.0.0.2"), 9090);
+    assert_eq!(a.last_failed(b), 0);
+    a.handle(RingEvent::Closed { conn: c2 }, ms + 2000);
+    assert_eq!(a.last_failed(b), T + 2);
+}
+
+#[test]
+fn a_host_learnt_from_the_ring_keeps_the_senders_hostname() {
+    let (mut a, c1, _) = paired_a();
+    line(
+        &mut a,
+        c1,
+        "HOST\t127.0.0.2\t9090\t1\t10.0.0.9\t100\t\tU0\tmail9.example",
+        T,
+    );
+    let host = a.directory().host(ip("10.0.0.9")).expect("host added");
+    assert_eq!(host.hostname.as_deref(), Some("mail9.example"));
+    // An existing host's name is not changed by a later HOST line.
+    line(
+        &mut a,
+        c1,
+        "HOST\t127.0.0.2\t9090\t2\t10.0.0.9\t50\t\tU0\tother.example",
+        T,
+    );
+    let host = a.directory().host(ip("10.0.0.9")).expect("host kept");
+    assert_eq!(
+        (host.vhost_count, host.hostname.as_deref()),
+        (50, Some("mail9.example"))
+    );
 }

@@ -163,6 +163,9 @@ impl Ring {
             );
             return;
         }
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.stats.users_received += 1;
+        }
         let t = u.timestamp.min(self.secs());
         let m = self.merge_user(u.hash, u.ip, Some(t), u.weak);
         // Deviation: handshake users are never forwarded, so when one conflicts with ours
