@@ -104,12 +104,10 @@ impl Ring {
             None => stored + (expire / 4).min(15) < ts,
         };
         if newer {
-            // Known deviation from §8.1 step 5: the spec stores the received `ts`; storing
-            // it makes tests/ring_sim.rs find double routings (5 over its seeds, 2026-11-29),
-            // so a refreshed entry keeps `now` as before, and directors differ by the ring
-            // latency.
-            let _ = ts;
-            self.dir.refresh_user(key, now, now);
+            // The received time, not now (§8.1 step 5), so every director stores the same
+            // timestamp. The entry goes to the young end, out of order if it is older than
+            // the tail (as in Dovecot); expiry copes with that.
+            self.dir.refresh_user(key, ts, now);
             m.changed = true;
         }
         m
