@@ -56,6 +56,8 @@ struct Step {
 /// What one ring did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Run {
+    /// `DIRECTOR-LIST` of A and of B once synced, normalized by [`director_list`].
+    lists: Vec<Vec<Vec<String>>>,
     kicks: Vec<Step>,
     bystander_alive: bool,
     moves: Vec<Step>,
@@ -95,13 +97,15 @@ impl Ring {
     fn start(dovecot: &compat_tests::Dovecot, kind: ProxyKind, backends: &[Backend]) -> Ring {
         let mut ports = PORTS.to_vec();
         ports.push(RING_PORT);
-        let ip_a = free_ip(&ports).expect("a free address");
-        let ip_b = loop {
+        // A has the lower address in both rings, so that their lists sort alike.
+        let first = free_ip(&ports).expect("a free address");
+        let second = loop {
             let ip = free_ip(&ports).expect("a free address");
-            if ip != ip_a {
+            if ip != first {
                 break ip;
             }
         };
+        let (ip_a, ip_b) = (first.min(second), first.max(second));
         let tuning = |me: Ipv4Addr| Tuning {
             kick_delay_secs: KICK_DELAY_SECS,
             flush_socket: Some(format!("unix:{FLUSH_SOCKET}")),
@@ -134,21 +138,61 @@ impl Ring {
     }
 }
 
-fn synced(p: &TunedProxy) -> bool {
+/// The raw `DIRECTOR-LIST` lines.
+fn raw_director_list(p: &TunedProxy) -> Vec<String> {
     let Ok(mut c) = AdminClient::connect(&p.admin_socket(), Duration::from_secs(5)) else {
-        return false;
+        return Vec::new();
     };
     let Ok(list) = c.request(b"DIRECTOR-LIST").and_then(|first| {
         let mut all = vec![first];
         all.extend(c.read_list()?);
         Ok(all)
     }) else {
-        return false;
+        return Vec::new();
     };
-    let text: Vec<String> = list
-        .iter()
+    list.iter()
         .map(|l| String::from_utf8_lossy(l).into_owned())
-        .collect();
+        .collect()
+}
+
+/// `DIRECTOR-LIST` with the addresses as `A`/`B` and the values that vary run to run
+/// (byte counters, times, round trips) replaced by whether they are set, so that two rings
+/// can be compared: `[who, port, type, failed?, status, ...]`.
+fn director_list(p: &TunedProxy, ring: &Ring) -> Vec<Vec<String>> {
+    let who = |ip: &str| {
+        if ip == ring.a.ip().to_string() {
+            "A".to_string()
+        } else if ip == ring.b.ip().to_string() {
+            "B".to_string()
+        } else {
+            ip.to_string()
+        }
+    };
+    raw_director_list(p)
+        .iter()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let mut out = vec![who(f[0]), f.get(1).unwrap_or(&"").to_string()];
+            out.push(f.get(2).unwrap_or(&"").to_string());
+            out.push(format!("failed={}", f.get(3).is_some_and(|v| *v != "0")));
+            // The self line's status and sync ms; a connection's status and whether
+            // bytes went both ways.
+            out.push(f.get(4).unwrap_or(&"").to_string());
+            if f.len() >= 12 {
+                let n = |i: usize| f[i].parse::<u64>().unwrap_or(0);
+                out.push(format!("traffic={}", n(6) > 0 && n(7) > 0));
+                out.push(format!("times={}", n(10) > 0 && n(11) > 0));
+            } else if f.len() > 5 {
+                out.push(format!("sync_ms_numeric={}", f[5].parse::<u32>().is_ok()));
+            }
+            out
+        })
+        .collect()
+}
+
+fn synced(p: &TunedProxy) -> bool {
+    let text = raw_director_list(p);
     let has = |needle: &str| text.iter().any(|l| l.contains(needle));
     (has("\tself\t") && has("ring synced") || has("\tsynced\t"))
         && has("\tleft\t")
@@ -260,6 +304,7 @@ fn waves(mut closed: Vec<(Instant, String)>) -> Vec<usize> {
 fn scenario(ring: &Ring, backends: &[Backend]) -> Result<Run, String> {
     let (a, b) = (&ring.a, &ring.b);
     ring.wait_synced()?;
+    let lists = vec![director_list(a, ring), director_list(b, ring)];
     let cap_a = FlushCapture::start(&a.path(FLUSH_SOCKET), b"-\n").map_err(|e| e.to_string())?;
     let cap_b = FlushCapture::start(&b.path(FLUSH_SOCKET), b"-\n").map_err(|e| e.to_string())?;
 
@@ -396,6 +441,7 @@ fn scenario(ring: &Ring, backends: &[Backend]) -> Result<Run, String> {
             .collect()
     };
     Ok(Run {
+        lists,
         kicks,
         bystander_alive,
         moves,
@@ -418,6 +464,9 @@ fn report(label: &str, run: &Result<Run, String>) {
         Ok(r) => r,
         Err(e) => return println!("{label}: failed: {e}"),
     };
+    for (who, l) in ["A", "B"].iter().zip(&r.lists) {
+        println!("{label}: DIRECTOR-LIST on {who}: {l:?}");
+    }
     for s in &r.kicks {
         println!(
             "{label}: {:<36} exit {:?}, closed {:?}",

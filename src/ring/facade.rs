@@ -60,6 +60,8 @@ pub struct Ring {
     /// When our last SYNC round started, and how long the last one that synced took (ms).
     pub(super) sync_started_ms: u64,
     pub(super) last_sync_ms: u32,
+    /// Connections created so far (numbers them for [`Ring::connections`]).
+    pub(super) conns_created: u64,
 }
 
 impl Ring {
@@ -97,6 +99,7 @@ impl Ring {
             flush_configured: false,
             sync_started_ms: 0,
             last_sync_ms: 0,
+            conns_created: 0,
         }
     }
 
@@ -157,9 +160,11 @@ impl Ring {
         self.ring_min_version
     }
 
-    /// Every connection, in id order.
+    /// Every connection, oldest first (Dovecot's order in `DIRECTOR-LIST`).
     pub fn connections(&self) -> Vec<ConnInfo> {
-        self.conns.values().map(Conn::info).collect()
+        let mut conns: Vec<&Conn> = self.conns.values().collect();
+        conns.sort_by_key(|c| c.stats.created);
+        conns.into_iter().map(Conn::info).collect()
     }
 
     /// Peer of the left connection.
@@ -352,6 +357,7 @@ impl Ring {
             let mut c = Conn::new(id, true, None, self.now_ms);
             c.remote_ip = Some(peer_ip);
             self.conns.insert(id, c);
+            self.conn_created(id);
             self.log(
                 LogLevel::Info,
                 format!(

@@ -17,6 +17,8 @@ pub struct ConnStats {
     pub users_sent: u32,
     /// When the outstanding PING was sent (ms).
     pub(super) ping_sent_ms: Option<u64>,
+    /// Creation order: Dovecot lists connections in the order they were created.
+    pub(super) created: u64,
 }
 
 impl ConnStats {
@@ -34,6 +36,15 @@ impl ConnStats {
 }
 
 impl Ring {
+    /// Numbers a connection just created (for [`Ring::connections`]' order).
+    pub(super) fn conn_created(&mut self, id: ConnId) {
+        self.conns_created += 1;
+        let n = self.conns_created;
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.stats.created = n;
+        }
+    }
+
     /// The status counters of a connection.
     pub fn conn_stats(&self, id: ConnId) -> Option<ConnStats> {
         self.conns.get(&id).map(|c| c.stats)
