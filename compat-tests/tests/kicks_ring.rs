@@ -15,6 +15,9 @@
 //!    A and B. `flush -F G` on A forgets G's users on A and B and leaves their sessions open.
 //! 4. The flush program (`director_flush_socket`, answering `-`) runs only on A, the director
 //!    that started the moves, with the stand-alone request bytes; B's gets nothing.
+//! 5. `flush -F all` on A forgets every host's users on A and B; sessions stay open.
+//!
+//! Both directors' `DIRECTOR-LIST` (once synced) must also look like the real ones.
 
 use std::net::Ipv4Addr;
 use std::process::Output;
@@ -74,6 +77,9 @@ struct Run {
     /// `map` rows on (A, B): flushed host after the flush, other host after `flush -F`.
     map_after: ((usize, usize), (usize, usize)),
     other_alive: (usize, usize),
+    /// `flush -F all` on A (HOST-FLUSH for every host): users of the held sessions listed
+    /// on (A, B) before and after, and the sessions still answering.
+    flush_all: ((usize, usize), (usize, usize), usize),
     /// Flush program requests seen by A and by B.
     flush_a: Vec<String>,
     flush_b: Vec<String>,
@@ -435,6 +441,37 @@ fn scenario(ring: &Ring, backends: &[Backend]) -> Result<Run, String> {
     for (_, s) in &mut open {
         alive += usize::from(s.noop().is_ok());
     }
+    // 5. `flush -F all` on A: every host's users forgotten on A and B, sessions untouched.
+    let fresh: Vec<String> = (1..=4).map(|i| format!("fall{i}")).collect();
+    let fresh_file = a.instance.root().join("ring-fresh.txt");
+    std::fs::write(&fresh_file, fresh.join("\n") + "\n").map_err(|e| e.to_string())?;
+    let fresh_file = fresh_file.display().to_string();
+    let mut fresh_open = Vec::new();
+    for (i, u) in fresh.iter().enumerate() {
+        fresh_open.push(if i % 2 == 0 {
+            hold(a, 'A', u)?
+        } else {
+            hold(b, 'B', u)?
+        });
+    }
+    let listed = |p: &TunedProxy| -> usize {
+        backends
+            .iter()
+            .map(|x| map_rows(p, &fresh_file, &x.ip().to_string()))
+            .sum()
+    };
+    let before = (listed(a), listed(b));
+    let all = a.doveadm(&["flush", "-F", "all"]);
+    if all.status.code() != Some(0) {
+        return Err(format!("flush -F all: {}", text(&all)));
+    }
+    // The HOST-FLUSH lines travel to B; give them a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    let after = (listed(a), listed(b));
+    let mut fresh_alive = 0;
+    for (_, s) in &mut fresh_open {
+        fresh_alive += usize::from(s.noop().is_ok());
+    }
     let strings = |v: Vec<Vec<u8>>| -> Vec<String> {
         v.iter()
             .map(|r| String::from_utf8_lossy(r).into_owned())
@@ -454,6 +491,7 @@ fn scenario(ring: &Ring, backends: &[Backend]) -> Result<Run, String> {
         waves: waves(times),
         map_after: (map_h, map_g),
         other_alive: (alive, open.len()),
+        flush_all: (before, after, fresh_alive),
         flush_a: strings(cap_a.requests()),
         flush_b: strings(cap_b.requests()),
     })
@@ -494,6 +532,10 @@ fn report(label: &str, run: &Result<Run, String>) {
         r.waves,
         r.map_after,
         r.other_alive
+    );
+    println!(
+        "{label}: flush -F all: users listed on A/B before {:?}, after {:?}; sessions alive {}",
+        r.flush_all.0, r.flush_all.1, r.flush_all.2
     );
     println!(
         "{label}: flush program requests: A {}, B {}",
@@ -574,6 +616,11 @@ fn kicks_moves_and_flushes_issued_on_one_director_reach_sessions_of_the_other() 
     assert_eq!(
         want.other_alive.0, want.other_alive.1,
         "reference -F kept sessions"
+    );
+    assert_eq!(
+        want.flush_all,
+        ((4, 4), (0, 0), 4),
+        "reference flush -F all"
     );
     assert!(
         want.flush_b.is_empty(),
