@@ -6,6 +6,11 @@
 //! `src/director/director.c` and the HOST-RESET-USERS walk of `doveadm-connection.c`. The
 //! [`crate::state::Directory`] holds the move states; this file owns the timers (30 s move
 //! timeout, kick delay), the ipc kick accounting and the throttled admin commands.
+//!
+//! A ring director's moves run in the ring state machine instead (USER-MOVE and the kill
+//! protocol, `ring-protocol.md` §8.3): HOST-RESET-USERS starts them there, admin kicks go
+//! to the ring as USER-KICK / USER-KICK-ALT, and only the flush program and the ipc kicks
+//! the ring asks for run here.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
