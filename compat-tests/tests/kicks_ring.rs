@@ -163,7 +163,8 @@ fn raw_director_list(p: &TunedProxy) -> Vec<String> {
 
 /// `DIRECTOR-LIST` with the addresses as `A`/`B` and the values that vary run to run
 /// (byte counters, times, round trips) replaced by whether they are set, so that two rings
-/// can be compared: `[who, port, type, failed?, status, ...]`.
+/// can be compared: `[who, port, type, failed?, status, ...]`, sorted (the left and right
+/// lines of one director come in creation order, which depends on which connect won).
 fn director_list(p: &TunedProxy, ring: &Ring) -> Vec<Vec<String>> {
     let who = |ip: &str| {
         if ip == ring.a.ip().to_string() {
@@ -194,6 +195,8 @@ fn director_list(p: &TunedProxy, ring: &Ring) -> Vec<Vec<String>> {
             }
             out
         })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect()
 }
 

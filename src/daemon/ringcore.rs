@@ -30,6 +30,7 @@ impl Owner {
     pub(super) fn ring_handle(&mut self, first: RingEvent) -> Vec<RingEffect> {
         let login = matches!(first, RingEvent::Login { .. });
         let moving_before = self.dir.moving_count();
+        let changes_before = self.ring.as_ref().map_or(0, |r| r.core.state_changes());
         let mut answers = Vec::new();
         let mut events = VecDeque::from([first]);
         let mut rounds = 0;
@@ -55,17 +56,20 @@ impl Owner {
             return answers;
         };
         let (handshaked, synced) = (ring.core.is_handshaked(), ring.core.is_synced());
+        let changed = ring.core.state_changes() != changes_before;
         let hosts_hash = self.dir.hosts_hash();
         self.ring_state_changed(handshaked, synced, hosts_hash);
-        if !login {
+        if !login && (changed || self.dir.moving_count() < moving_before) {
             self.ring_followup(moving_before);
         }
         answers
     }
 
-    /// After a ring event: queued requests may now find their user unweakened, moved or a
-    /// host up (Dovecot's state-change callback), and a finished move lets HOST-RESET-USERS
-    /// go on. Not re-entered from the requests and moves it starts.
+    /// After a ring event that changed something a queued request may wait for (a weak
+    /// user cleared, hosts changed, a move ended: Dovecot's state-change callback), retry
+    /// the queue; a finished move also lets HOST-RESET-USERS go on. Not re-entered from the
+    /// requests and moves it starts; never run per plain USER line, so a big handshake does
+    /// not retry the queue once per user.
     fn ring_followup(&mut self, moving_before: usize) {
         let Some(ring) = self.ring.as_mut() else {
             return;

@@ -62,6 +62,8 @@ pub struct Ring {
     pub(super) last_sync_ms: u32,
     /// Connections created so far (numbers them for [`Ring::connections`]).
     pub(super) conns_created: u64,
+    /// See [`Ring::state_changes`].
+    pub(super) state_changes: u64,
 }
 
 impl Ring {
@@ -100,6 +102,7 @@ impl Ring {
             sync_started_ms: 0,
             last_sync_ms: 0,
             conns_created: 0,
+            state_changes: 0,
         }
     }
 
@@ -138,6 +141,12 @@ impl Ring {
     /// The hosts and users (of a ring built with [`Ring::new`]; a lent ring's is empty).
     pub fn directory(&self) -> &Directory {
         &self.dir
+    }
+
+    /// Counts changes that may let a waiting login through (hosts or the ring changed, a
+    /// weak user became normal); a moving user's end shows in the directory's move count.
+    pub fn state_changes(&self) -> u64 {
+        self.state_changes
     }
 
     /// The first ring sync completed (or we decided we are alone).

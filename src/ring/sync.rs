@@ -34,6 +34,7 @@ impl Ring {
 
     /// RESYNC (§6.2): deferred to the end of the current event.
     pub(super) fn resync(&mut self) {
+        self.state_changes += 1;
         self.sync_seq += 1;
         if self.left.is_none() && self.right.is_none() {
             return;

@@ -54,6 +54,7 @@ impl Ring {
             }
             if !weak {
                 self.dir.set_user_weak(key, false);
+                self.state_changes += 1;
                 m.changed = true;
             }
         } else if weak && !self.dir.is_recently_updated(&user, now) {
