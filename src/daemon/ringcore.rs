@@ -308,15 +308,6 @@ impl Owner {
             }
         };
         self.ring_handle(event);
-        self.retry_delayed_after_ring_event();
-    }
-
-    /// Logins delayed by a ring move (kill round, kick delay) go on once the ring says so:
-    /// Dovecot's `director_set_state_changed()` retries its delayed requests at such events.
-    fn retry_delayed_after_ring_event(&mut self) {
-        if self.has_delayed() {
-            self.retry_delayed();
-        }
     }
 
     /// The ring's own timer, if armed.
@@ -332,7 +323,6 @@ impl Owner {
             .and_then(|r| r.timer_at_ms.take_if(|t| *t <= now_ms));
         if due.is_some() {
             self.ring_handle(RingEvent::Timer);
-            self.retry_delayed_after_ring_event();
         }
     }
 }
