@@ -16,6 +16,8 @@
 //! 4. The flush program (`director_flush_socket`, answering `-`) runs only on A, the director
 //!    that started the moves, with the stand-alone request bytes; B's gets nothing.
 //! 5. `flush -F all` on A forgets every host's users on A and B; sessions stay open.
+//! 6. With every host down, `flush G` on A kicks the users instead (only the sessions held
+//!    through A: the real ring's forced kill is local) and G's users are forgotten on both.
 //!
 //! Both directors' `DIRECTOR-LIST` (once synced) must also look like the real ones.
 
@@ -80,6 +82,10 @@ struct Run {
     /// `flush -F all` on A (HOST-FLUSH for every host): users of the held sessions listed
     /// on (A, B) before and after, and the sessions still answering.
     flush_all: ((usize, usize), (usize, usize), usize),
+    /// Every host down, then `flush G` on A: the users have nowhere to go and are kicked
+    /// (Dovecot's forced kill) and G flushed: closed sessions `(user, proxy)`, and the
+    /// users listed on G on (A, B) afterwards.
+    no_host: (Vec<(String, char)>, (usize, usize)),
     /// Flush program requests seen by A and by B.
     flush_a: Vec<String>,
     flush_b: Vec<String>,
@@ -475,6 +481,36 @@ fn scenario(ring: &Ring, backends: &[Backend]) -> Result<Run, String> {
     for (_, s) in &mut fresh_open {
         fresh_alive += usize::from(s.noop().is_ok());
     }
+    drop(fresh_open);
+
+    // 6. No host left: `down G`, then `flush G` on A kicks instead of moving.
+    let stuck: Vec<String> = (1..=4).map(|i| format!("fk{i}")).collect();
+    let stuck_file = a.instance.root().join("ring-stuck.txt");
+    std::fs::write(&stuck_file, stuck.join("\n") + "\n").map_err(|e| e.to_string())?;
+    let stuck_file = stuck_file.display().to_string();
+    let mut stuck_open = Vec::new();
+    for (i, u) in stuck.iter().enumerate() {
+        stuck_open.push(if i % 2 == 0 {
+            hold(a, 'A', u)?
+        } else {
+            hold(b, 'B', u)?
+        });
+    }
+    let down = a.doveadm(&["down", &g_ip]);
+    if down.status.code() != Some(0) {
+        return Err(format!("down G: {}", text(&down)));
+    }
+    let (no_host, _) = step(&mut stuck_open, "flush G, no host up", KICK_WAIT, || {
+        a.doveadm(&["flush", &g_ip])
+    });
+    if no_host.exit != Some(0) {
+        return Err(format!("flush G: {no_host:?}"));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let no_host_map = (
+        map_rows(a, &stuck_file, &g_ip),
+        map_rows(b, &stuck_file, &g_ip),
+    );
     let strings = |v: Vec<Vec<u8>>| -> Vec<String> {
         v.iter()
             .map(|r| String::from_utf8_lossy(r).into_owned())
@@ -495,6 +531,7 @@ fn scenario(ring: &Ring, backends: &[Backend]) -> Result<Run, String> {
         map_after: (map_h, map_g),
         other_alive: (alive, open.len()),
         flush_all: (before, after, fresh_alive),
+        no_host: (no_host.closed, no_host_map),
         flush_a: strings(cap_a.requests()),
         flush_b: strings(cap_b.requests()),
     })
@@ -539,6 +576,10 @@ fn report(label: &str, run: &Result<Run, String>) {
     println!(
         "{label}: flush -F all: users listed on A/B before {:?}, after {:?}; sessions alive {}",
         r.flush_all.0, r.flush_all.1, r.flush_all.2
+    );
+    println!(
+        "{label}: every host down, flush G: closed {:?}, users listed on G on A/B {:?}",
+        r.no_host.0, r.no_host.1
     );
     println!(
         "{label}: flush program requests: A {}, B {}",
@@ -624,6 +665,13 @@ fn kicks_moves_and_flushes_issued_on_one_director_reach_sessions_of_the_other() 
         want.flush_all,
         ((4, 4), (0, 0), 4),
         "reference flush -F all"
+    );
+    // With no host left the real ring kicks only the sessions of the director that ran
+    // the flush (a forced kill is local; the others just forget the host's users).
+    assert_eq!(
+        want.no_host,
+        (closed(&[("fk1", 'A'), ("fk3", 'A')]), (0, 0)),
+        "reference: every host down"
     );
     assert!(
         want.flush_b.is_empty(),
