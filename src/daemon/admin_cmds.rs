@@ -34,7 +34,7 @@ impl Owner {
         // Set by changes whose OK waits for the next ring sync.
         let mut post_sync = false;
         if let Some(st) = self.ring_admin(&request) {
-            if st == Status::Ok {
+            if st == Status::Ok && super::ringsync::is_post_sync(&request) {
                 self.ring_post_sync(status(st), reply);
             } else {
                 let _ = reply.send(status(st));

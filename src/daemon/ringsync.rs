@@ -39,6 +39,21 @@ struct Parked {
     deadline_ms: u64,
 }
 
+/// Dovecot's `DOVEADM_DIRECTOR_CMD_RET_RING_SYNC_OK`: changes whose `OK` waits for the
+/// ring to sync again (not DIRECTOR-ADD, an all-hosts HOST-FLUSH or the USER commands).
+pub(super) fn is_post_sync(r: &Request) -> bool {
+    matches!(
+        r,
+        Request::DirectorRemove { .. }
+            | Request::HostSet { .. }
+            | Request::HostUpdate { .. }
+            | Request::HostUp { .. }
+            | Request::HostDown { .. }
+            | Request::HostRemove { .. }
+            | Request::HostFlush { ip: Some(_) }
+    )
+}
+
 /// Dovecot's PRE-SYNC flag: commands that are run only on a synced ring.
 fn is_pre_sync(r: &Request) -> bool {
     matches!(
