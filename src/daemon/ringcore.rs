@@ -57,8 +57,7 @@ impl Owner {
         };
         let (handshaked, synced) = (ring.core.is_handshaked(), ring.core.is_synced());
         let changed = ring.core.state_changes() != changes_before;
-        let hosts_hash = self.dir.hosts_hash();
-        self.ring_state_changed(handshaked, synced, hosts_hash);
+        self.ring_state_changed(handshaked, synced);
         if !login && (changed || self.dir.moving_count() < moving_before) {
             self.ring_followup(moving_before);
         }

@@ -106,9 +106,9 @@ impl Owner {
         }
     }
 
-    /// The ring's handshaked/synced state changed. `hosts_hash` is logged when delayed
-    /// requests continue. Becoming synced retries the delayed requests.
-    pub(super) fn ring_state_changed(&mut self, handshaked: bool, synced: bool, hosts_hash: u32) {
+    /// The ring's handshaked/synced state (maybe) changed. Becoming synced retries the
+    /// delayed requests.
+    pub(super) fn ring_state_changed(&mut self, handshaked: bool, synced: bool) {
         let now = self.clock.now_secs();
         let Some(ring) = self.ring.as_mut() else {
             return;
@@ -126,6 +126,8 @@ impl Owner {
         if synced && !sync.synced {
             sync.warning_at_ms = None;
             if sync.warning_sent {
+                // O(hosts): only for this line, not per ring event.
+                let hosts_hash = self.dir.hosts_hash();
                 warn!(
                     "Ring is synced, continuing delayed requests \
                      (syncing took {} secs, hosts_hash={hosts_hash})",
