@@ -143,8 +143,6 @@ fn a_move_issued_on_the_other_director_ends_the_session() {
 }
 
 #[test]
-#[ignore = "ring USER-KICK: directord answers an admin USER-KICK with a local kick only \
-            (ring_admin has no USER-KICK), so A never hears of it; being done in the ring-ops work"]
 fn a_kick_issued_on_the_other_director_ends_the_session() {
     let Some(ring) = start() else {
         return;

@@ -287,11 +287,6 @@ impl Owner {
         }
     }
 
-    /// Whether any host request is waiting.
-    pub(super) fn has_delayed(&self) -> bool {
-        !self.delayed.is_empty()
-    }
-
     /// Retries every queued request (after any state change that may have made hosts
     /// available), in queue order.
     pub(super) fn retry_delayed(&mut self) {
