@@ -1,0 +1,112 @@
+//! A member crashes (SIGKILL) while a bounded login load runs through the proxies of the
+//! other members; it comes back, and the ring must heal to the same state everywhere.
+
+use std::time::{Duration, Instant};
+
+use super::checks::CONVERGE;
+use super::load::{double_routed, summarize, Load, Summary};
+use super::{report, RingLab, Strictness};
+
+/// How long the crashed member stays down.
+const DOWN: Duration = Duration::from_secs(3);
+/// Load before the crash and after the heal.
+const MARGIN: Duration = Duration::from_millis(1000);
+/// Bounds of the load.
+const MAX_LOGINS: usize = 5000;
+const MAX_TIME: Duration = Duration::from_secs(90);
+
+/// What one crash measured.
+#[derive(Debug, Clone)]
+pub struct CrashNumbers {
+    /// Logins in the whole run.
+    pub all: Summary,
+    /// Logins that ended between the crash and the heal.
+    pub during: Summary,
+    /// From the crash until the survivors were synced again among themselves.
+    pub reform: Duration,
+    /// From the restart until every member was synced and agreed again.
+    pub heal: Duration,
+}
+
+/// Crashes member `victim` while load runs through every other started member's proxy,
+/// restarts it after [`DOWN`], and waits for all members to agree again. Fails on double
+/// routing, on no successful login during the fault, or when the ring does not heal.
+pub fn crash_and_heal(
+    lab: &mut RingLab,
+    test: &str,
+    victim: usize,
+) -> Result<CrashNumbers, String> {
+    let all: Vec<usize> = (0..lab.ring().len())
+        .filter(|&i| lab.member(i).is_ok())
+        .collect();
+    let others: Vec<usize> = all.iter().copied().filter(|&i| i != victim).collect();
+    let label = lab.member(victim).map_err(|e| e.to_string())?.label();
+    let load = Load::start(
+        lab.proxies(&others),
+        lab.users.clone(),
+        2,
+        MAX_LOGINS,
+        MAX_TIME,
+    );
+    std::thread::sleep(MARGIN);
+    let crashed = Instant::now();
+    lab.member_mut(victim).map_err(|e| e.to_string())?.crash();
+    let reformed = lab.wait_agree(&others, Strictness::Routes, CONVERGE);
+    let reform = crashed.elapsed();
+    if let Err(e) = reformed {
+        let records = load.finish();
+        return Err(format!(
+            "after {label} crashed, the others did not sync: {e}\nload: {:?}",
+            summarize(&records, None)
+        ));
+    }
+    std::thread::sleep(DOWN.saturating_sub(crashed.elapsed()));
+    let restarted = Instant::now();
+    if let Err(e) = lab.member_mut(victim).map_err(|e| e.to_string())?.restart() {
+        load.finish();
+        return Err(format!("restart of {label}: {e}"));
+    }
+    let healed = lab.wait_agree(&all, Strictness::Routes, CONVERGE);
+    let heal = restarted.elapsed();
+    let healed_at = Instant::now();
+    std::thread::sleep(MARGIN);
+    let records = load.finish();
+    healed.map_err(|e| format!("after {label} came back, the ring did not heal: {e}"))?;
+    // Once the load is over, expiry times and user counts must agree too.
+    lab.wait_converged(&all, CONVERGE)
+        .map_err(|e| format!("after {label} came back and the load ended: {e}"))?;
+    let n = CrashNumbers {
+        all: summarize(&records, None),
+        during: summarize(&records, Some((crashed, healed_at))),
+        reform,
+        heal,
+    };
+    report(
+        test,
+        &format!(
+            "crash of {label}: {} logins ({} failed), {} during the fault ({} failed), \
+             others synced again {:.1} s after the crash, ring healed {:.1} s after restart{}",
+            n.all.logins,
+            n.all.failed,
+            n.during.logins,
+            n.during.failed,
+            n.reform.as_secs_f64(),
+            n.heal.as_secs_f64(),
+            if n.all.examples.is_empty() {
+                String::new()
+            } else {
+                format!("; failures: {:?}", n.all.examples)
+            }
+        ),
+    );
+    let doubles = double_routed(&records);
+    if !doubles.is_empty() {
+        return Err(format!("crash of {label}: double routing {doubles:?}"));
+    }
+    if n.during.ok == 0 {
+        return Err(format!(
+            "crash of {label}: no login succeeded during the fault: {n:?}"
+        ));
+    }
+    Ok(n)
+}
