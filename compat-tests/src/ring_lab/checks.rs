@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::load::{double_routed, summarize, Load};
+use super::load::{burst, double_routed, summarize, Load, Record};
 use super::state::{diff, doveadm_table, Table};
 use super::{report, RingLab};
 
@@ -13,9 +13,8 @@ pub const CONVERGE: Duration = Duration::from_secs(20);
 /// A mail server address no test logs in to (host changes only).
 const SPARE_HOST: &str = "127.254.0.9";
 
-/// Logs every user in once, through the members' proxies in turn; every login must reach
-/// a backend, no user twice on different backends; then every member must list every user
-/// with the same host. Returns the number of logins.
+/// Logs every user in twice, through the members' proxies in turn, then [`verify`]s.
+/// Returns the number of logins.
 pub fn logins_agree(lab: &RingLab, test: &str, members: &[usize]) -> Result<usize, String> {
     let load = Load::start(
         lab.proxies(members),
@@ -25,13 +24,35 @@ pub fn logins_agree(lab: &RingLab, test: &str, members: &[usize]) -> Result<usiz
         Duration::from_secs(60),
     );
     let records = load.finish_when_done();
-    let s = summarize(&records, None);
-    if s.failed > 0 || s.logins != lab.users.len() * 2 {
-        return Err(format!("logins through {members:?}: {s:?}"));
+    verify(lab, test, members, &records, lab.users.len() * 2, "in turn")
+}
+
+/// Logs every user in through every member's proxy at the same moment ([`burst`]), then
+/// [`verify`]s. Returns the number of logins.
+pub fn burst_agree(lab: &RingLab, test: &str, members: &[usize]) -> Result<usize, String> {
+    let records = burst(&lab.proxies(members), &lab.users);
+    let want = lab.users.len() * members.len();
+    verify(lab, test, members, &records, want, "all at once per user")
+}
+
+/// Every login of `records` (`want` of them) reached a backend and no user reached two;
+/// then every member lists every user with the same host, the host each login reached,
+/// and `doveadm director status <user>` prints the same everywhere.
+fn verify(
+    lab: &RingLab,
+    test: &str,
+    members: &[usize],
+    records: &[Record],
+    want: usize,
+    how: &str,
+) -> Result<usize, String> {
+    let s = summarize(records, None);
+    if s.failed > 0 || s.logins != want {
+        return Err(format!("logins through {members:?} ({how}): {s:?}"));
     }
-    let doubles = double_routed(&records);
+    let doubles = double_routed(records);
     if !doubles.is_empty() {
-        return Err(format!("double routing: {doubles:?}"));
+        return Err(format!("double routing ({how}): {doubles:?}"));
     }
     let (c, took) = lab.wait_converged(members, CONVERGE)?;
     let mapped = c.users.len();
@@ -43,7 +64,7 @@ pub fn logins_agree(lab: &RingLab, test: &str, members: &[usize]) -> Result<usiz
         ));
     }
     // The backend each login reached is the host every director has for the user.
-    for r in &records {
+    for r in records {
         let Ok(be) = &r.outcome else { continue };
         let row = c
             .users
@@ -58,11 +79,14 @@ pub fn logins_agree(lab: &RingLab, test: &str, members: &[usize]) -> Result<usiz
             ));
         }
     }
-    user_status_agrees(lab, members, &lab.users[0])?;
+    for user in lab.users.iter().take(3) {
+        user_status_agrees(lab, members, user)?;
+    }
     report(
         test,
         &format!(
-            "{} logins through {} proxies ok, {} users mapped alike on every member ({:.1} s)",
+            "{} logins ({how}) through {} proxies ok, no double routing, {} users mapped \
+             alike on every member ({:.1} s)",
             s.logins,
             members.len(),
             mapped,

@@ -64,14 +64,7 @@ impl Load {
                         // Each round over the users shifts the proxy, so every user goes
                         // through every proxy.
                         let via = proxies[(i + i / users.len()) % proxies.len()];
-                        let outcome = match imap_login(via, user, PASSWORD, None) {
-                            Ok(Login::Reached(set)) if set.len() == 1 => {
-                                Ok(set.into_iter().next().unwrap_or_default())
-                            }
-                            Ok(Login::Reached(set)) => Err(format!("backends {set:?}")),
-                            Ok(Login::Refused(line)) => Err(line),
-                            Err(e) => Err(e.to_string()),
-                        };
+                        let outcome = login(via, user);
                         out.push(Record {
                             at: Instant::now(),
                             user: user.clone(),
@@ -102,6 +95,44 @@ impl Load {
             .into_iter()
             .flat_map(|t| t.join().unwrap_or_default())
             .collect()
+    }
+}
+
+/// For each of `users` in turn, one login through every proxy at the same moment (a
+/// barrier): new users reach several directors at once, which must still agree on one
+/// backend. `users.len() * proxies.len()` logins in all.
+pub fn burst(proxies: &[IpAddr], users: &[String]) -> Vec<Record> {
+    let mut out = Vec::new();
+    for user in users {
+        let gate = Arc::new(std::sync::Barrier::new(proxies.len()));
+        let threads: Vec<_> = proxies
+            .iter()
+            .map(|&via| {
+                let (gate, user) = (gate.clone(), user.clone());
+                std::thread::spawn(move || {
+                    gate.wait();
+                    let outcome = login(via, &user);
+                    Record {
+                        at: Instant::now(),
+                        user,
+                        via,
+                        outcome,
+                    }
+                })
+            })
+            .collect();
+        out.extend(threads.into_iter().filter_map(|t| t.join().ok()));
+    }
+    out
+}
+
+/// One IMAP login; the backend it reached or why not.
+fn login(via: IpAddr, user: &str) -> Result<String, String> {
+    match imap_login(via, user, PASSWORD, None) {
+        Ok(Login::Reached(set)) if set.len() == 1 => Ok(set.into_iter().next().unwrap_or_default()),
+        Ok(Login::Reached(set)) => Err(format!("backends {set:?}")),
+        Ok(Login::Refused(line)) => Err(line),
+        Err(e) => Err(e.to_string()),
     }
 }
 
