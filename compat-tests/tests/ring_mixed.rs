@@ -7,7 +7,8 @@
 //!
 //! 1. ours joins a running ring of 2 real directors;
 //! 2. a real director joins a running ring of 2 of ours;
-//! 3. 2 real + 2 ours: host changes through doveadm on each member show on all; then one
+//! 3. 2 real + 2 ours: each user's first login goes through every member's proxy at the
+//!    same moment; host changes through doveadm on each member show on all; then one
 //!    of ours and, separately, a real one is killed (SIGKILL) while a login load runs
 //!    through the other members' proxies, and comes back: logins keep working, no user is
 //!    routed to two backends, and the ring heals to the same state everywhere.
@@ -17,7 +18,7 @@
 use std::time::Instant;
 
 use compat_tests::ours::require_our_binary;
-use compat_tests::ring_lab::checks::{host_changes_agree, logins_agree, CONVERGE};
+use compat_tests::ring_lab::checks::{burst_agree, host_changes_agree, logins_agree, CONVERGE};
 use compat_tests::ring_lab::faults::crash_and_heal;
 use compat_tests::ring_lab::{report, Kind, RingLab};
 use compat_tests::{require_dovecot, Dovecot};
@@ -107,6 +108,7 @@ fn two_real_two_ours_survive_crashes() {
             t.as_secs_f64()
         ),
     );
+    burst_agree(&lab, test, &all).unwrap_or_else(|e| panic!("{e}"));
     logins_agree(&lab, test, &all).unwrap_or_else(|e| panic!("{e}"));
     host_changes_agree(&lab, test, &[1, 2, 3, 0]).unwrap_or_else(|e| panic!("{e}"));
     for victim in [1, 2] {

@@ -15,6 +15,9 @@ const MARGIN: Duration = Duration::from_millis(1000);
 const MAX_LOGINS: usize = 5000;
 const MAX_TIME: Duration = Duration::from_secs(90);
 
+/// New users the load may log in (most of them first seen during the fault).
+const NEW_USERS: usize = 300;
+
 /// What one crash measured.
 #[derive(Debug, Clone)]
 pub struct CrashNumbers {
@@ -28,9 +31,11 @@ pub struct CrashNumbers {
     pub heal: Duration,
 }
 
-/// Crashes member `victim` while load runs through every other started member's proxy,
-/// restarts it after [`DOWN`], and waits for all members to agree again. Fails on double
-/// routing, on no successful login during the fault, or when the ring does not heal.
+/// Crashes member `victim` while load runs through every other started member's proxy
+/// (known users and new ones), changes a backend's vhost count on a survivor while it is
+/// down, restarts it after [`DOWN`], and waits for all members to agree again, with the
+/// change. Fails on double routing, on no successful login during the fault, or when the
+/// ring does not heal.
 pub fn crash_and_heal(
     lab: &mut RingLab,
     test: &str,
@@ -41,13 +46,13 @@ pub fn crash_and_heal(
         .collect();
     let others: Vec<usize> = all.iter().copied().filter(|&i| i != victim).collect();
     let label = lab.member(victim).map_err(|e| e.to_string())?.label();
-    let load = Load::start(
-        lab.proxies(&others),
-        lab.users.clone(),
-        2,
-        MAX_LOGINS,
-        MAX_TIME,
-    );
+    // Known users interleaved with new ones, so both kinds log in during the fault.
+    let mut users = Vec::new();
+    for k in 0..NEW_USERS {
+        users.push(format!("crash{victim}user{k:03}"));
+        users.push(lab.users[k % lab.users.len()].clone());
+    }
+    let load = Load::start(lab.proxies(&others), users, 2, MAX_LOGINS, MAX_TIME);
     std::thread::sleep(MARGIN);
     let crashed = Instant::now();
     lab.member_mut(victim).map_err(|e| e.to_string())?.crash();
@@ -58,6 +63,19 @@ pub fn crash_and_heal(
         return Err(format!(
             "after {label} crashed, the others did not sync: {e}\nload: {:?}",
             summarize(&records, None)
+        ));
+    }
+    // A host change the crashed member misses: it must learn it when it comes back.
+    let vhosts = format!("{}", 40 + victim);
+    let be = lab.backend_ip(1).to_string();
+    let survivor = lab.member(others[0]).map_err(|e| e.to_string())?;
+    let out = survivor.doveadm(&["update", &be, &vhosts]);
+    if !out.status.success() {
+        load.finish();
+        return Err(format!(
+            "doveadm director update on {} while {label} was down: {}",
+            survivor.label(),
+            String::from_utf8_lossy(&out.stderr)
         ));
     }
     std::thread::sleep(DOWN.saturating_sub(crashed.elapsed()));
@@ -72,9 +90,28 @@ pub fn crash_and_heal(
     std::thread::sleep(MARGIN);
     let records = load.finish();
     healed.map_err(|e| format!("after {label} came back, the ring did not heal: {e}"))?;
+    let mut seen: Vec<String> = records.iter().map(|r| r.user.clone()).collect();
+    seen.sort();
+    seen.dedup();
+    lab.add_users(&seen).map_err(|e| e.to_string())?;
     // Once the load is over, expiry times and user counts must agree too.
-    lab.wait_converged(&all, CONVERGE)
+    let (c, _) = lab
+        .wait_converged(&all, CONVERGE)
         .map_err(|e| format!("after {label} came back and the load ended: {e}"))?;
+    let row = c.hosts.iter().find(|l| l.starts_with(&format!("{be}\t")));
+    if row.and_then(|l| l.split('\t').nth(2)) != Some(vhosts.as_str()) {
+        return Err(format!(
+            "the vhost count {vhosts} of {be} set while {label} was down is not what the \
+             healed ring says: {row:?}"
+        ));
+    }
+    if c.users.len() != lab.users.len() {
+        return Err(format!(
+            "after the crash of {label}, {} users logged in but the directors list {}",
+            lab.users.len(),
+            c.users.len()
+        ));
+    }
     let n = CrashNumbers {
         all: summarize(&records, None),
         during: summarize(&records, Some((crashed, healed_at))),

@@ -126,8 +126,8 @@ pub fn burst(proxies: &[IpAddr], users: &[String]) -> Vec<Record> {
     out
 }
 
-/// One IMAP login; the backend it reached or why not.
-fn login(via: IpAddr, user: &str) -> Result<String, String> {
+/// One IMAP login through `via`; the backend it reached or why not.
+pub fn login(via: IpAddr, user: &str) -> Result<String, String> {
     match imap_login(via, user, PASSWORD, None) {
         Ok(Login::Reached(set)) if set.len() == 1 => Ok(set.into_iter().next().unwrap_or_default()),
         Ok(Login::Reached(set)) => Err(format!("backends {set:?}")),

@@ -20,6 +20,7 @@ pub mod load;
 pub mod member;
 pub mod state;
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -52,6 +53,8 @@ pub struct RingLab {
     users_file: tempfile::NamedTempFile,
     /// The users the lab logs in (also the users file of `doveadm director map -f`).
     pub users: Vec<String>,
+    /// `director_user_expire` of members started from now on.
+    pub user_expire_secs: u64,
 }
 
 impl RingLab {
@@ -82,6 +85,7 @@ impl RingLab {
             ips,
             users_file,
             users,
+            user_expire_secs: USER_EXPIRE_SECS,
         })
     }
 
@@ -111,7 +115,7 @@ impl RingLab {
             ip: self.ips[i],
             servers: self.servers(),
             mail_servers: mail_servers(&self.backends),
-            user_expire_secs: USER_EXPIRE_SECS,
+            user_expire_secs: self.user_expire_secs,
         };
         self.members[i] = Some(Member::start(&self.dovecot, spec)?);
         Ok(())
@@ -182,6 +186,45 @@ impl RingLab {
             strict,
             within,
         )
+    }
+
+    /// Adds users to [`RingLab::users`] and to the users file (users that logged in later).
+    pub fn add_users(&mut self, users: &[String]) -> std::io::Result<()> {
+        for u in users {
+            if !self.users.contains(u) {
+                writeln!(self.users_file, "{u}")?;
+                self.users.push(u.clone());
+            }
+        }
+        self.users_file.flush()
+    }
+
+    /// The address of backend `i` (as the directors list it).
+    pub fn backend_ip(&self, i: usize) -> IpAddr {
+        self.backends[i].ip()
+    }
+
+    /// Every member of `idx`'s user map (`doveadm director map -f <users file>`) as
+    /// user -> host, labelled by member.
+    pub fn user_maps(
+        &self,
+        idx: &[usize],
+    ) -> Result<Vec<(String, BTreeMap<String, String>)>, String> {
+        let file = self.users_file.path().display().to_string();
+        let mut out = Vec::new();
+        for m in self.pick(idx) {
+            let t = state::doveadm_table(m, &["map", "-f", &file])?;
+            let (Some(u), Some(h)) = (t.col("user"), t.col("mail server ip")) else {
+                return Err(format!("{}: map header {:?}", m.label(), t.header));
+            };
+            let map = t
+                .rows
+                .iter()
+                .filter_map(|r| Some((r.get(u)?.clone(), self.backend_name(r.get(h)?))))
+                .collect();
+            out.push((m.label(), map));
+        }
+        Ok(out)
     }
 
     /// Which kind member `i` is.

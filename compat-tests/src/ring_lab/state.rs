@@ -186,8 +186,9 @@ pub struct Converged {
 pub enum Strictness {
     /// Everything, including user expiry times and per-host user counts.
     Exact,
-    /// While logins go on, expiry times move and counts grow: compare user hash -> host,
-    /// and hosts without their user counts.
+    /// While logins go on, expiry times move, counts grow and new users are on their way
+    /// round the ring: compare hosts without their user counts, and the host of every user
+    /// that every member already lists.
     Routes,
 }
 
@@ -210,6 +211,24 @@ fn routes_only(t: &Table, drop: &str) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// Keeps only the user rows every member lists (by their first two columns, name and
+/// hash); a user listed everywhere with different hosts still shows as a difference.
+fn common_only(views: &mut [(String, Vec<String>)]) {
+    let key = |l: &String| l.split('\t').take(2).collect::<Vec<_>>().join("\t");
+    let mut common: Option<BTreeSet<String>> = None;
+    for (_, v) in views.iter() {
+        let keys: BTreeSet<String> = v.iter().map(key).collect();
+        common = Some(match common {
+            None => keys,
+            Some(c) => c.intersection(&keys).cloned().collect(),
+        });
+    }
+    let common = common.unwrap_or_default();
+    for (_, v) in views.iter_mut() {
+        v.retain(|l| common.contains(&key(l)));
+    }
 }
 
 /// One look at every member: all synced with the same ring status shape, and the same
@@ -242,6 +261,9 @@ pub fn converged(
     }
     if let Some(d) = diff("host list (doveadm director status)", &hosts) {
         return Err(d);
+    }
+    if strict == Strictness::Routes {
+        common_only(&mut users);
     }
     if let Some(d) = diff("user map (doveadm director map -f)", &users) {
         return Err(d);
