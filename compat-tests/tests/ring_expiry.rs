@@ -1,5 +1,5 @@
-//! User expiry and the weak-user protocol across a mixed ring (2 real Dovecot 2.3
-//! directors, 2 of ours, `director_user_expire = 10 s`, so users are near expiring in
+//! User expiry and the weak-user protocol across mixed rings (2 real Dovecot 2.3
+//! directors and 2 of ours; 1 and 1), `director_user_expire = 10 s`, so users are near expiring in
 //! their last 3 s, `ring-protocol.md` §8.2), each member with a real `imap-login director`
 //! proxy:
 //!
@@ -23,7 +23,6 @@ use compat_tests::ring_lab::load::login;
 use compat_tests::ring_lab::state::diff;
 use compat_tests::ring_lab::{report, Kind, RingLab};
 
-const TEST: &str = "ring_expiry";
 /// `director_user_expire` (Dovecot's minimum is 10 s).
 const EXPIRE_SECS: u64 = 10;
 /// When a weak-group user logs in again, counted from its first login: inside the
@@ -36,17 +35,50 @@ fn names(prefix: &str, n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("{prefix}{i:02}")).collect()
 }
 
+/// Which member does what: `real`/`ours` serve the near-expiry logins (and the other
+/// group's first logins), `other_real`/`other_ours` the first logins of their groups.
+struct Roles {
+    real: usize,
+    ours: usize,
+    other_real: usize,
+    other_ours: usize,
+}
+
 #[test]
-fn expiry_and_weak_users_agree_across_a_mixed_ring() {
+fn expiry_and_weak_users_agree_across_a_mixed_ring_of_four() {
+    let plan = [Kind::Real, Kind::Ours, Kind::Real, Kind::Ours];
+    let roles = Roles {
+        real: 2,
+        ours: 3,
+        other_real: 0,
+        other_ours: 1,
+    };
+    run("ring_expiry_4", &plan, &roles);
+}
+
+/// With two directors each one's left and right are the same peer: USER-WEAK is sent back
+/// on the other connection (`ring-protocol.md` §8.2, ab779efe68).
+#[test]
+fn expiry_and_weak_users_agree_across_a_mixed_ring_of_two() {
+    let plan = [Kind::Real, Kind::Ours];
+    let roles = Roles {
+        real: 0,
+        ours: 1,
+        other_real: 0,
+        other_ours: 1,
+    };
+    run("ring_expiry_2", &plan, &roles);
+}
+
+fn run(test: &str, plan: &[Kind], roles: &Roles) {
     let Some(dovecot) = require_dovecot() else {
         return;
     };
     if require_our_binary("directord").is_none() {
         return;
     }
-    let plan = [Kind::Real, Kind::Ours, Kind::Real, Kind::Ours];
-    let all = [0, 1, 2, 3];
-    let mut lab = RingLab::new(&dovecot, &plan, 0).expect("start backends");
+    let all: Vec<usize> = (0..plan.len()).collect();
+    let mut lab = RingLab::new(&dovecot, plan, 0).expect("start backends");
     lab.user_expire_secs = EXPIRE_SECS;
     lab.start_all().expect("start members");
     lab.wait_converged(&all, CONVERGE)
@@ -65,21 +97,27 @@ fn expiry_and_weak_users_agree_across_a_mixed_ring() {
     // First logins; the held sessions go through real0's and ours1's proxies.
     let t0 = Instant::now();
     let mut first: BTreeMap<String, (Instant, String)> = BTreeMap::new();
-    for (group, via) in [(&weak_real, 1), (&weak_ours, 0), (&gone, 2)] {
+    let firsts = [
+        (&weak_real, roles.other_ours),
+        (&weak_ours, roles.other_real),
+        (&gone, roles.other_real),
+    ];
+    for (group, via) in firsts {
         for u in group {
             let be = login(ip(via), u).unwrap_or_else(|e| panic!("first login of {u}: {e}"));
             first.insert(u.clone(), (Instant::now(), be));
         }
     }
-    let mut sessions: Vec<HeldSession> = [(0, &held[0]), (1, &held[1])]
-        .into_iter()
-        .map(|(via, u)| HeldSession::open(ip(via), u, PASSWORD).expect("held session"))
-        .collect();
+    let mut sessions: Vec<HeldSession> =
+        [(roles.other_real, &held[0]), (roles.other_ours, &held[1])]
+            .into_iter()
+            .map(|(via, u)| HeldSession::open(ip(via), u, PASSWORD).expect("held session"))
+            .collect();
 
     // be1 gets no new users: its users' hash now picks be2, so near expiry they go weak.
     let be1 = lab.backend_ip(0).to_string();
     let out = lab
-        .member(3)
+        .member(roles.ours)
         .expect("member")
         .doveadm(&["update", &be1, "0"]);
     assert!(out.status.success(), "update: {out:?}");
@@ -89,7 +127,7 @@ fn expiry_and_weak_users_agree_across_a_mixed_ring() {
     // Near-expiry logins: weakr* through real2, weako* through ours3; one thread per user,
     // so a slow login does not push the next one past its expiry.
     let mut threads = Vec::new();
-    for (group, via) in [(&weak_real, 2), (&weak_ours, 3)] {
+    for (group, via) in [(&weak_real, roles.real), (&weak_ours, roles.ours)] {
         for u in group {
             let (at, _) = first[u];
             let (u, ip) = (u.clone(), ip(via));
@@ -127,7 +165,7 @@ fn expiry_and_weak_users_agree_across_a_mixed_ring() {
             .as_secs_f64()
     };
     report(
-        TEST,
+        test,
         &format!(
             "near-expiry logins: via real {:?} ({} on be1, slowest {:.3} s); via ours {:?} ({} on be1, slowest {:.3} s)",
             outcome(&weak_real),
@@ -200,11 +238,12 @@ fn expiry_and_weak_users_agree_across_a_mixed_ring() {
         s.noop().unwrap_or_else(|e| panic!("{u}'s session: {e}"));
     }
     report(
-        TEST,
+        test,
         &format!(
-            "after {} s: {} logged-out users expired on all 4 members, {} held users kept on all",
+            "after {} s: {} logged-out users expired on all {} members, {} held users kept on all",
             AFTER_EXPIRY.as_secs(),
             gone.len(),
+            all.len(),
             held.len()
         ),
     );

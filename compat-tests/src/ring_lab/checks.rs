@@ -114,6 +114,9 @@ pub fn user_status_agrees(lab: &RingLab, members: &[usize], user: &str) -> Resul
     }
 }
 
+/// What the spare host's row must show: `(vhosts, state)`, or `None` for no row.
+type Want<'a> = Option<(&'a str, &'a str)>;
+
 /// One host change: `doveadm director <args>` on member `on`, then every member of
 /// `members` must show `want` for the spare host (`None`: not listed).
 fn host_step(
@@ -121,7 +124,7 @@ fn host_step(
     members: &[usize],
     on: usize,
     args: &[&str],
-    want: Option<(&str, &str)>,
+    want: Want,
 ) -> Result<Duration, String> {
     let m = lab.member(on).map_err(|e| e.to_string())?;
     let out = m.doveadm(args);
@@ -176,7 +179,7 @@ fn host_step(
 /// change. Returns how long the slowest change took to show everywhere.
 pub fn host_changes_agree(lab: &RingLab, test: &str, members: &[usize]) -> Result<(), String> {
     let on = |k: usize| members[k % members.len()];
-    let steps: [(&[&str], Option<(&str, &str)>); 5] = [
+    let steps: [(&[&str], Want); 5] = [
         (&["add", SPARE_HOST, "50"], Some(("50", "up"))),
         (&["update", SPARE_HOST, "20"], Some(("20", "up"))),
         (&["down", SPARE_HOST], Some(("20", "down"))),

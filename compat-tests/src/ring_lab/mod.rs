@@ -133,15 +133,17 @@ impl RingLab {
 
     /// Started member `i`.
     pub fn member(&self, i: usize) -> std::io::Result<&Member> {
-        self.members[i]
-            .as_ref()
+        self.members
+            .get(i)
+            .and_then(Option::as_ref)
             .ok_or_else(|| err(format!("member {i} was not started")))
     }
 
     /// Started member `i`, mutable (crash, restart).
     pub fn member_mut(&mut self, i: usize) -> std::io::Result<&mut Member> {
-        self.members[i]
-            .as_mut()
+        self.members
+            .get_mut(i)
+            .and_then(Option::as_mut)
             .ok_or_else(|| err(format!("member {i} was not started")))
     }
 
@@ -206,10 +208,7 @@ impl RingLab {
 
     /// Every member of `idx`'s user map (`doveadm director map -f <users file>`) as
     /// user -> host, labelled by member.
-    pub fn user_maps(
-        &self,
-        idx: &[usize],
-    ) -> Result<Vec<(String, BTreeMap<String, String>)>, String> {
+    pub fn user_maps(&self, idx: &[usize]) -> Result<Vec<(String, UserMap)>, String> {
         let file = self.users_file.path().display().to_string();
         let mut out = Vec::new();
         for m in self.pick(idx) {
@@ -240,6 +239,9 @@ impl RingLab {
             .map_or_else(|| ip.to_string(), |b| b.name.clone())
     }
 }
+
+/// One member's users: login name -> backend name (`be1`, ...).
+pub type UserMap = BTreeMap<String, String>;
 
 /// Prints one line of measured numbers (`RING-NUMBERS <test>: ...`) to stderr directly,
 /// so it shows even when libtest captures output.
