@@ -91,11 +91,12 @@ fn verify(
         test,
         &format!(
             "{} logins ({how}) through {} proxies ok, no double routing, {} users mapped \
-             alike on every member ({:.1} s)",
+             alike on every member ({:.1} s; {} with expiry 1 s apart)",
             s.logins,
             members.len(),
             mapped,
-            took.as_secs_f64()
+            took.as_secs_f64(),
+            c.expire_drift
         ),
     );
     Ok(s.logins)
