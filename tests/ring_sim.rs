@@ -39,6 +39,17 @@ fn peek(w: &World, node: usize, hash: u32) -> Option<(IpAddr, bool)> {
     }
 }
 
+/// Whether some director is moving the user (a USER-MOVE is on its way round the ring):
+/// a director it has not reached yet still routes to the old host, as Dovecot's would.
+fn moving(w: &World, hash: u32) -> bool {
+    w.nodes.iter().filter_map(|n| n.ring.as_ref()).any(|r| {
+        let dir = r.directory();
+        dir.tag_id(&Tag::default())
+            .and_then(|tag| dir.user(UserKey { tag, hash }))
+            .is_some_and(|u| u.kill.is_some())
+    })
+}
+
 fn login(w: &mut World, node: usize, hash: u32) {
     if w.nodes[node].ring.is_none() {
         return;
@@ -63,6 +74,7 @@ fn login(w: &mut World, node: usize, hash: u32) {
         return;
     }
     let hash_hosts = ring.directory().hosts_hash();
+    let moving = moving(w, hash);
     for other in 0..w.nodes.len() {
         if other == node {
             continue;
@@ -75,7 +87,10 @@ fn login(w: &mut World, node: usize, hash: u32) {
         }
         match peek(w, other, hash) {
             Some((theirs, true))
-                if theirs != ip && had_entry && !w.stats.timed_out_users.contains(&hash) =>
+                if theirs != ip
+                    && had_entry
+                    && !moving
+                    && !w.stats.timed_out_users.contains(&hash) =>
             {
                 let msg = format!(
                     "t={} user {hash}: d{node} -> {ip}, synced d{other} has it on {theirs}",
@@ -87,7 +102,8 @@ fn login(w: &mut World, node: usize, hash: u32) {
             // allows this: handshake users reach only the neighbour being handshaked and are
             // never forwarded, so a director that (re)joined misses users its left learnt
             // later through another handshake, until their next refresh.
-            // Same when the serving director is the one that lacked it.
+            // Same when the serving director is the one that lacked it, and while a
+            // USER-MOVE has not reached the serving director yet.
             Some((theirs, _)) if theirs != ip => w.stats.gaps += 1,
             _ => {}
         }

@@ -67,9 +67,8 @@ fn conflicting_users_lower_ip_wins_and_everyone_hears_it() {
     assert_eq!(user_host(&a, 100), Some((ip("10.0.0.2"), t0, false)));
     // A new user: forwarded except to the sender (in a 2-ring: nobody).
     assert!(sent_np(&eff, c1).is_empty() && sent_np(&eff, c2).is_empty());
-    // A different host, not near expiry: the lower IP (the received one) wins.
-    // Known deviation: the spec stores the received (newer) timestamp T-50; we store now (T)
-    // because `state` can only refresh to the young end of its sorted list (see report).
+    // A different host, not near expiry: the lower IP (the received one) wins, and the
+    // received (newer) timestamp T-50 is stored, not the arrival time (§8.1 step 5).
     let eff = line(&mut a, c1, &format!("USER\t100\t10.0.0.1\t{}", T - 50), T);
     assert_eq!(user_host(&a, 100).unwrap().0, ip("10.0.0.1"));
     for c in [c1, c2] {
@@ -77,7 +76,7 @@ fn conflicting_users_lower_ip_wins_and_everyone_hears_it() {
             sent_np(&eff, c),
             [
                 "USER-KICK-HASH\\t127.0.0.1\\t9090\\t1\\t100\\t10.0.0.1".to_string(),
-                format!("USER\\t100\\t10.0.0.1\\t{T}"),
+                format!("USER\\t100\\t10.0.0.1\\t{}", T - 50),
             ]
         );
     }
@@ -88,7 +87,7 @@ fn conflicting_users_lower_ip_wins_and_everyone_hears_it() {
     // The higher IP loses; our host goes back to everyone, including the sender.
     let eff = line(&mut a, c2, &format!("USER\t100\t10.0.0.2\t{}", T - 40), T);
     assert_eq!(user_host(&a, 100).unwrap().0, ip("10.0.0.1"));
-    assert!(sent_np(&eff, c2).contains(&format!("USER\\t100\\t10.0.0.1\\t{T}")));
+    assert!(sent_np(&eff, c2).contains(&format!("USER\\t100\\t10.0.0.1\\t{}", T - 40)));
     // The same USER again changes nothing and is not forwarded (b3e36790ca).
     let eff = line(&mut a, c2, &format!("USER\t100\t10.0.0.1\t{}", T - 40), T);
     assert!(sent_np(&eff, c1).is_empty() && sent_np(&eff, c2).is_empty());

@@ -109,12 +109,11 @@ impl Ring {
             None => stored + (expire / 4).min(15) < ts,
         };
         if newer {
-            // The core's user list must stay in timestamp order and `refresh_user` appends at
-            // the young end, so the stored time is `now`, not the (slightly older) received
-            // one. Directors thus differ by the ring latency; see the report for the
-            // sorted-refresh method this needs from `state`.
-            let _ = ts;
-            self.dir.refresh_user(key, now, now);
+            // The USER's own timestamp, never the arrival time: a USER that arrives late
+            // must not push the user's expiry later on this director (and, through our
+            // next USER, on the whole ring). The entry goes to the young end, out of order
+            // if older than the tail, as in Dovecot (§8.1 step 5).
+            self.dir.refresh_user(key, ts, now);
             m.changed = true;
         }
         m
