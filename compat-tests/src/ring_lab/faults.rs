@@ -105,15 +105,6 @@ pub fn crash_and_heal(
              healed ring says: {row:?}"
         ));
     }
-    if c.expire_drift > 0 {
-        report(
-            test,
-            &format!(
-                "after the crash of {label}: {} users' expiry 1 s apart between members",
-                c.expire_drift
-            ),
-        );
-    }
     if c.users.len() != lab.users.len() {
         return Err(format!(
             "after the crash of {label}, {} users logged in but the directors list {}",

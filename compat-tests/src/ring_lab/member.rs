@@ -181,6 +181,29 @@ impl Member {
             })
     }
 
+    /// The director's process id (ours, or the real member's `director` child), if running.
+    pub fn director_pid(&self) -> Option<i32> {
+        match self.spec.kind {
+            Kind::Ours => self
+                .ours
+                .as_ref()
+                .and_then(Directord::pid)
+                .and_then(|p| i32::try_from(p).ok()),
+            Kind::Real => self.instance.child_pid("director"),
+        }
+    }
+
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the director: its connections stay up, but it
+    /// reads and forwards nothing meanwhile (a slow director).
+    pub fn freeze(&self, frozen: bool) -> std::io::Result<()> {
+        let pid = self
+            .director_pid()
+            .filter(|&p| p > 1)
+            .ok_or_else(|| err(format!("{}: no director process", self.spec.name)))?;
+        crate::stop::signal(pid, if frozen { libc::SIGSTOP } else { libc::SIGCONT });
+        Ok(())
+    }
+
     /// Kills the director with SIGKILL: ours alone, or the real member's whole Dovecot
     /// (the master would restart a killed `director` at once). No QUIT reaches the ring.
     pub fn crash(&mut self) {

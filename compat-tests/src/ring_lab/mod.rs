@@ -206,22 +206,30 @@ impl RingLab {
         self.backends[i].ip()
     }
 
+    /// Every member of `idx`'s user map as `doveadm director map -f <users file>` prints it,
+    /// labelled by member.
+    pub fn map_tables(&self, idx: &[usize]) -> Result<Vec<(String, state::Table)>, String> {
+        let file = self.users_file.path().display().to_string();
+        self.pick(idx)
+            .into_iter()
+            .map(|m| Ok((m.label(), state::doveadm_table(m, &["map", "-f", &file])?)))
+            .collect()
+    }
+
     /// Every member of `idx`'s user map (`doveadm director map -f <users file>`) as
     /// user -> host, labelled by member.
     pub fn user_maps(&self, idx: &[usize]) -> Result<Vec<(String, UserMap)>, String> {
-        let file = self.users_file.path().display().to_string();
         let mut out = Vec::new();
-        for m in self.pick(idx) {
-            let t = state::doveadm_table(m, &["map", "-f", &file])?;
+        for (label, t) in self.map_tables(idx)? {
             let (Some(u), Some(h)) = (t.col("user"), t.col("mail server ip")) else {
-                return Err(format!("{}: map header {:?}", m.label(), t.header));
+                return Err(format!("{label}: map header {:?}", t.header));
             };
             let map = t
                 .rows
                 .iter()
                 .filter_map(|r| Some((r.get(u)?.clone(), self.backend_name(r.get(h)?))))
                 .collect();
-            out.push((m.label(), map));
+            out.push((label, map));
         }
         Ok(out)
     }

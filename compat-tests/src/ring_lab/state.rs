@@ -3,7 +3,7 @@
 //! (host list) and `map -f <users file>` (USER-LIST: every user on the same host).
 //! Disagreements come back as a readable diff.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -177,21 +177,12 @@ pub fn diff(what: &str, views: &[(String, Vec<String>)]) -> Option<String> {
 pub struct Converged {
     /// `doveadm director status` rows (the same on every member).
     pub hosts: Vec<String>,
-    /// `doveadm director map -f <users>` rows of the first member (the others list the same
-    /// users on the same hosts, expiry within [`EXPIRE_TOLERANCE_SECS`]).
+    /// `doveadm director map -f <users>` rows (the same on every member).
     pub users: Vec<String>,
-    /// Users whose expiry time differs (by at most the tolerance) between members.
-    pub expire_drift: usize,
 }
 
-/// How far a user's expiry time may differ between members. Ours stores the time a USER
-/// arrives instead of the USER's own timestamp (see `merge_user` in `src/ring/users.rs`),
-/// so a USER that crosses a second boundary on its way makes ours 1 s later than the
-/// real directors; counted in [`Converged::expire_drift`] and reported, not failed.
-pub const EXPIRE_TOLERANCE_SECS: i64 = 1;
-
 /// Seconds since 1970 of a doveadm time `YYYY-MM-DD HH:MM:SS` (UTC), for differences.
-fn parse_time(t: &str) -> Option<i64> {
+pub fn parse_time(t: &str) -> Option<i64> {
     let (date, time) = t.split_once(' ')?;
     let d: Vec<i64> = date
         .split('-')
@@ -215,49 +206,10 @@ fn parse_time(t: &str) -> Option<i64> {
     Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
-/// Compares the users' expiry times across members: `Err` lists the users whose times
-/// differ by more than [`EXPIRE_TOLERANCE_SECS`]; else the number that differ at all.
-fn expire_spread(tables: &[(String, Table)]) -> Result<usize, String> {
-    let mut times: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    for (label, t) in tables {
-        let (Some(u), Some(h), Some(e)) = (t.col("user"), t.col("hash"), t.col("expire time"))
-        else {
-            return Err(format!("{label}: map header {:?}", t.header));
-        };
-        for r in &t.rows {
-            let get = |i: usize| r.get(i).cloned().unwrap_or_default();
-            times
-                .entry(format!("{}\t{}", get(u), get(h)))
-                .or_default()
-                .push((label.clone(), get(e)));
-        }
-    }
-    let mut drift = 0;
-    let mut bad = Vec::new();
-    for (user, v) in &times {
-        let secs: Vec<i64> = v.iter().filter_map(|(_, t)| parse_time(t)).collect();
-        let spread = secs.iter().max().unwrap_or(&0) - secs.iter().min().unwrap_or(&0);
-        if secs.len() != v.len() || spread > EXPIRE_TOLERANCE_SECS {
-            bad.push(format!("{user}: {v:?}"));
-        } else if spread > 0 {
-            drift += 1;
-        }
-    }
-    if bad.is_empty() {
-        Ok(drift)
-    } else {
-        Err(format!(
-            "user expiry times differ between members by more than {EXPIRE_TOLERANCE_SECS} s:\n{}",
-            bad.join("\n")
-        ))
-    }
-}
-
 /// How strictly [`converged`] compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strictness {
-    /// Everything: per-host user counts, and user expiry times (within
-    /// [`EXPIRE_TOLERANCE_SECS`]).
+    /// Everything, including user expiry times and per-host user counts.
     Exact,
     /// While logins go on, expiry times move, counts grow and new users are on their way
     /// round the ring: compare hosts without their user counts, and the host of every user
@@ -321,18 +273,16 @@ pub fn converged(
     }
     let mut hosts = Vec::new();
     let mut users = Vec::new();
-    let mut tables = Vec::new();
     let file = users_file.display().to_string();
     for m in members {
         let h = doveadm_table(m, &["status"])?;
         let u = doveadm_table(m, &["map", "-f", &file])?;
-        let h = match strict {
-            Strictness::Exact => h.sorted_lines(),
-            Strictness::Routes => routes_only(&h, "users"),
+        let (h, u) = match strict {
+            Strictness::Exact => (h.sorted_lines(), u.sorted_lines()),
+            Strictness::Routes => (routes_only(&h, "users"), routes_only(&u, "expire time")),
         };
         hosts.push((m.label(), h));
-        users.push((m.label(), routes_only(&u, "expire time")));
-        tables.push((m.label(), u));
+        users.push((m.label(), u));
     }
     if let Some(d) = diff("host list (doveadm director status)", &hosts) {
         return Err(d);
@@ -343,14 +293,9 @@ pub fn converged(
     if let Some(d) = diff("user map (doveadm director map -f)", &users) {
         return Err(d);
     }
-    let expire_drift = match strict {
-        Strictness::Exact => expire_spread(&tables)?,
-        Strictness::Routes => 0,
-    };
     Ok(Converged {
         hosts: hosts.swap_remove(0).1,
-        users: tables.swap_remove(0).1.sorted_lines(),
-        expire_drift,
+        users: users.swap_remove(0).1,
     })
 }
 
