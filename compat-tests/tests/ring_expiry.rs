@@ -12,7 +12,7 @@
 //!    are kept alive on every member by the login processes' proxy-notify refreshes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use compat_tests::login_lab::session::HeldSession;
 use compat_tests::login_lab::PASSWORD;
@@ -20,17 +20,18 @@ use compat_tests::ours::require_our_binary;
 use compat_tests::require_dovecot;
 use compat_tests::ring_lab::checks::CONVERGE;
 use compat_tests::ring_lab::load::login;
-use compat_tests::ring_lab::state::diff;
+use compat_tests::ring_lab::state::{diff, parse_time};
 use compat_tests::ring_lab::{report, Kind, RingLab};
 
 /// `director_user_expire` (Dovecot's minimum is 10 s).
 const EXPIRE_SECS: u64 = 10;
-/// When a weak-group user logs in again, counted from the end of its first login: inside the
-/// near-expiry window [7 s, 10 s) even with timestamps rounded down to the second.
+/// When a weak-group user logs in again: this long after its (whole-second) timestamp,
+/// the wall time the directors show as `expire time` minus the expiry. Near expiring means
+/// `timestamp + 10 - 3 < now` in whole seconds, expired `timestamp + 10 <= now`, so a login
+/// the director sees at wall time [timestamp + 8, timestamp + 10) is near expiring.
 const NEAR_EXPIRY: Duration = Duration::from_millis(8200);
-/// A near-expiry login tells something only if the director saw it at an age in [8 s, 9 s)
-/// after the first (whole-second timestamps: near expiring from 8, expired from 10).
-const NEAR_EXPIRY_END: Duration = Duration::from_secs(9);
+/// A near-expiry login counts only if it ended before this (after the timestamp).
+const NEAR_EXPIRY_END: Duration = Duration::from_secs(EXPIRE_SECS);
 /// Weak-group users on be1 whose near-expiry login counted, per group, at least.
 const MIN_VALID: usize = 2;
 /// How long the members may take to agree after the near-expiry logins.
@@ -65,19 +66,15 @@ fn first_group(
         if on_be1 >= WEAK_ON_BE1 && group.len() >= GROUP {
             break;
         }
-        let start = Instant::now();
         let be = login(ip, &u).unwrap_or_else(|e| panic!("first login of {u}: {e}"));
-        let end = Instant::now();
-        first.insert(u.clone(), First { start, end, be });
+        first.insert(u.clone(), First { be });
         group.push(u);
     }
     group
 }
 
-/// A first login: when it started and ended, and the backend it reached.
+/// A first login: the backend it reached.
 struct First {
-    start: Instant,
-    end: Instant,
     be: String,
 }
 
@@ -137,10 +134,8 @@ fn run(test: &str, plan: &[Kind], roles: &Roles) {
     let gone = names("gone", 4);
     for u in &gone {
         let via = lab.member(roles.other_real).expect("member").ip();
-        let start = Instant::now();
         let be = login(via, u).unwrap_or_else(|e| panic!("first login of {u}: {e}"));
-        let end = Instant::now();
-        first.insert(u.clone(), First { start, end, be });
+        first.insert(u.clone(), First { be });
     }
     let held = ["heldr01".to_string(), "heldo01".to_string()];
     for g in [&weak_real, &weak_ours, &gone] {
@@ -164,19 +159,40 @@ fn run(test: &str, plan: &[Kind], roles: &Roles) {
     lab.wait_converged(&all, CONVERGE)
         .unwrap_or_else(|e| panic!("after update: {e}"));
 
-    // Near-expiry logins: weakr* through real2, weako* through ours3; one thread per user,
-    // so a slow login does not push the next one past its expiry.
+    // Each user's timestamp, from the expiry time the directors show.
+    let tables = lab
+        .map_tables(&[roles.real])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, t) = &tables[0];
+    let (Some(uc), Some(ec)) = (t.col("user"), t.col("expire time")) else {
+        panic!("map header {:?}", t.header);
+    };
+    let stamp = |u: &str| -> SystemTime {
+        let e = t
+            .rows
+            .iter()
+            .find(|r| r.get(uc).map(String::as_str) == Some(u))
+            .and_then(|r| r.get(ec))
+            .and_then(|e| parse_time(e))
+            .unwrap_or_else(|| panic!("{u}: no expiry in {:?}", t.rows));
+        let secs = u64::try_from(e).expect("expiry after 1970") - EXPIRE_SECS;
+        UNIX_EPOCH + Duration::from_secs(secs)
+    };
+
+    // Near-expiry logins: weakr* through a real director, weako* through ours; one thread
+    // per user, so a slow login does not push the next one past its expiry.
     let mut threads = Vec::new();
     for (group, via) in [(&weak_real, roles.real), (&weak_ours, roles.ours)] {
         for u in group {
-            let (at, from) = (first[u].end, first[u].start);
+            let ts = stamp(u);
             let (u, ip) = (u.clone(), ip(via));
             threads.push(std::thread::spawn(move || {
-                std::thread::sleep((at + NEAR_EXPIRY).saturating_duration_since(Instant::now()));
+                let wait = (ts + NEAR_EXPIRY).duration_since(SystemTime::now());
+                std::thread::sleep(wait.unwrap_or_default());
                 let started = Instant::now();
                 let be = login(ip, &u);
-                // The latest age at which the director can have seen this login.
-                (u, be, started.elapsed(), Instant::now() - from)
+                let age = SystemTime::now().duration_since(ts).unwrap_or_default();
+                (u, be, started.elapsed(), age)
             }));
         }
     }
