@@ -3,8 +3,8 @@
 //!
 //! The accept filter of Dovecot's `director_client_connected()` (`src/director/main.c`) runs
 //! here, against the ring's current director list; everything else goes to the ring state
-//! machine through `ringcore.rs`. `last_failed` and ping times are not known to the owner yet
-//! and are listed as 0; handshake USER counts likewise.
+//! machine through `ringcore.rs`. Ping times are not known to the owner yet and are listed
+//! as 0; handshake USER counts likewise.
 
 use std::net::IpAddr;
 
@@ -113,7 +113,7 @@ impl Owner {
                     ip: addr.ip,
                     port: addr.port,
                     kind,
-                    last_failed: 0,
+                    last_failed: i64::try_from(ring.core.last_failed(addr)).unwrap_or(i64::MAX),
                 };
                 lines.push(conn_line(c, Some(peer)));
             }
@@ -131,7 +131,7 @@ impl Owner {
                 ip: addr.ip,
                 port: addr.port,
                 kind,
-                last_failed: 0,
+                last_failed: i64::try_from(ring.core.last_failed(addr)).unwrap_or(i64::MAX),
                 local: (addr == me).then_some(LocalStatus {
                     ring: ring_status(&ring.sync, now),
                     last_sync_ms: 0,

@@ -143,6 +143,17 @@ impl Ring {
             .collect()
     }
 
+    /// When director `addr` last failed: the later of its network and protocol failure
+    /// marks, Unix seconds, 0 = never (DIRECTOR-LIST's `last_failed`, `admin-protocol.md`
+    /// §6.13).
+    pub fn last_failed(&self, addr: DirAddr) -> u64 {
+        self.peers.get(addr).map_or(0, |p| {
+            p.last_network_failure
+                .max(p.last_protocol_failure)
+                .unwrap_or(0)
+        })
+    }
+
     /// Process one event at `now_ms` (milliseconds on the daemon's clock; must not go back).
     pub fn handle(&mut self, event: RingEvent, now_ms: u64) -> Vec<RingEffect> {
         self.now_ms = self.now_ms.max(now_ms);
