@@ -178,7 +178,7 @@ impl RingLab {
     pub fn wait_agree(
         &self,
         idx: &[usize],
-        strict: Strictness,
+        strict: Strictness<'_>,
         within: Duration,
     ) -> Result<(Converged, Duration), String> {
         state::wait_converged(

@@ -208,13 +208,39 @@ pub fn parse_time(t: &str) -> Option<i64> {
 
 /// How strictly [`converged`] compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strictness {
+pub enum Strictness<'a> {
     /// Everything, including user expiry times and per-host user counts.
     Exact,
+    /// Everything but the expiry times of these users: refreshed while a restarted director
+    /// was handshaking, their USER may have reached it without a timestamp (a connection
+    /// whose peer's VERSION has not arrived yet gets the old `USER` form, in Dovecot too)
+    /// and been ignored as not newer, until their next refresh.
+    ExactBut(&'a BTreeSet<String>),
     /// While logins go on, expiry times move, counts grow and new users are on their way
     /// round the ring: compare hosts without their user counts, and the host of every user
     /// that every member already lists.
     Routes,
+}
+
+/// User map rows, without the expiry time of `users`.
+fn exact_but(t: &Table, users: &BTreeSet<String>) -> Vec<String> {
+    let (Some(u), Some(e)) = (t.col("user"), t.col("expire time")) else {
+        return t.sorted_lines();
+    };
+    let mut v: Vec<String> = t
+        .rows
+        .iter()
+        .map(|r| {
+            let skip = r.get(u).is_some_and(|name| users.contains(name));
+            r.iter()
+                .enumerate()
+                .map(|(i, f)| if skip && i == e { "(any)" } else { f.as_str() })
+                .collect::<Vec<_>>()
+                .join("\t")
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 /// Drops the columns `Routes` does not compare.
@@ -262,7 +288,7 @@ pub fn converged(
     members: &[&Member],
     ring: &[SocketAddr],
     users_file: &Path,
-    strict: Strictness,
+    strict: Strictness<'_>,
 ) -> Result<Converged, String> {
     let mut shapes = Vec::new();
     for m in members {
@@ -279,6 +305,7 @@ pub fn converged(
         let u = doveadm_table(m, &["map", "-f", &file])?;
         let (h, u) = match strict {
             Strictness::Exact => (h.sorted_lines(), u.sorted_lines()),
+            Strictness::ExactBut(users) => (h.sorted_lines(), exact_but(&u, users)),
             Strictness::Routes => (routes_only(&h, "users"), routes_only(&u, "expire time")),
         };
         hosts.push((m.label(), h));
@@ -305,7 +332,7 @@ pub fn wait_converged(
     members: &[&Member],
     ring: &[SocketAddr],
     users_file: &Path,
-    strict: Strictness,
+    strict: Strictness<'_>,
     within: Duration,
 ) -> Result<(Converged, Duration), String> {
     let start = Instant::now();
