@@ -194,7 +194,6 @@ impl Ring {
             .map(|p| (p.addr, p.removed))
             .collect()
     }
-
     /// Process one event at `now_ms` (milliseconds on the daemon's clock; must not go back).
     pub fn handle(&mut self, event: RingEvent, now_ms: u64) -> Vec<RingEffect> {
         self.now_ms = self.now_ms.max(now_ms);
