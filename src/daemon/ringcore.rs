@@ -23,6 +23,9 @@ use crate::ring::{
 };
 use crate::state::Tag;
 
+/// The delay reason of a request waiting for a weak user (Dovecot's text).
+pub(super) const WEAK_USER: &str = "weak user";
+
 impl Owner {
     /// Feeds one event to the ring and carries out everything it answers, including the
     /// events the effects cause (a full output buffer closes the connection).
@@ -113,7 +116,7 @@ impl Owner {
                     WaitReason::RingNotHandshaked => super::ringsync::NOT_HANDSHAKED,
                     WaitReason::RingNotSynced => super::ringsync::NOT_SYNCED,
                     WaitReason::NoHosts => "no hosts",
-                    WaitReason::WeakUser => "weak user",
+                    WaitReason::WeakUser => WEAK_USER,
                     WaitReason::KillWaiting => "kill waiting",
                 };
                 if matches!(
@@ -307,6 +310,7 @@ impl Owner {
             }
         };
         self.ring_handle(event);
+        self.retry_weak_waiters();
     }
 
     /// The ring's own timer, if armed.
