@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error};
 
+use super::events::HostQuery;
 use super::lines::{LineEvent, LineReader};
 use super::reply::{Asked, Processed, ReplyRewriter};
 
@@ -163,6 +164,7 @@ where
     let mut pending: JoinSet<Vec<u8>> = JoinSet::new();
     let mut batch: Vec<u8> = Vec::with_capacity(BATCH_START);
     let mut lines: Vec<Asked> = Vec::new();
+    let mut queries: Vec<HostQuery> = Vec::new();
     // Made once: creating them anew in every select! cost about 550 instructions a line.
     let stopping = shutdown.cancelled();
     let closed = peer_closed.cancelled();
@@ -180,37 +182,32 @@ where
                 Err(_) => continue,
             },
             ev = reader.next_line() => {
-                // Every request goes to the owner before any answer is awaited.
+                // Every line of the read is examined first; their host requests go to the
+                // owner as one batch.
                 let mut ev = Some(ev);
                 while let Some(next) = ev.take() {
                     match next {
-                        Ok(LineEvent::Line(line)) => {
-                            let asked = rewriter.ask(line).await;
-                            let stop = matches!(asked, Asked::Shutdown);
-                            lines.push(asked);
-                            if stop {
-                                break;
-                            }
-                        }
-                        Ok(LineEvent::TooLong) => {
-                            end = Some(PumpEnd::TooLong);
-                            break;
-                        }
-                        Ok(LineEvent::Eof) => {
-                            end = Some(PumpEnd::Eof);
-                            break;
-                        }
-                        Err(e) => {
-                            end = Some(PumpEnd::ReadError(e));
-                            break;
-                        }
+                        Ok(LineEvent::Line(line)) => lines.push(rewriter.ask(line, &mut queries)),
+                        Ok(LineEvent::TooLong) => end = Some(PumpEnd::TooLong),
+                        Ok(LineEvent::Eof) => end = Some(PumpEnd::Eof),
+                        Err(e) => end = Some(PumpEnd::ReadError(e)),
                     }
-                    if lines.len() < BATCH_LINES {
+                    if end.is_none() && lines.len() < BATCH_LINES {
                         ev = reader.buffered_line().map(Ok);
                     }
                 }
+                let mut answered = if queries.is_empty() {
+                    Some(std::mem::take(&mut queries))
+                } else {
+                    rewriter.lookup(std::mem::take(&mut queries)).await
+                };
+                let mut answers = answered.iter_mut().flat_map(|v| v.drain(..));
                 for asked in lines.drain(..) {
-                    match rewriter.answer(asked, &mut batch).await {
+                    let answer = match asked {
+                        Asked::Lookup(_) => answers.next().and_then(|q| q.answer),
+                        Asked::Forward(_) => None,
+                    };
+                    match rewriter.answer(asked, answer, &mut batch) {
                         Processed::Done => {}
                         Processed::Later(fut) => {
                             pending.spawn(fut);
@@ -220,6 +217,12 @@ where
                             break;
                         }
                     }
+                }
+                drop(answers);
+                // The vector comes back from the owner; its capacity is used again.
+                if let Some(mut v) = answered {
+                    v.clear();
+                    queries = v;
                 }
             },
         };
