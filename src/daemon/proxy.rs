@@ -83,7 +83,8 @@ pub async fn serve(
     let (up_r, up_w) = upstream.into_split();
 
     // Raw copy login → auth in its own task: it never waits for us, and we never wait for it.
-    let down_closed = CancellationToken::new();
+    // A child of `shutdown`, so the pump waits on one token for both reasons to stop.
+    let down_closed = shutdown.child_token();
     let copier = {
         let down_closed = down_closed.clone();
         tokio::spawn(async move {
@@ -96,7 +97,7 @@ pub async fn serve(
     };
 
     let mut reader = LineReader::new(up_r, AUTH_MAX_LINE);
-    match pump(&mut reader, &mut down_w, &rewriter, &shutdown, &down_closed).await {
+    match pump(&mut reader, &mut down_w, &rewriter, &down_closed).await {
         PumpEnd::TooLong => error!("BUG: Auth server sent us more than {AUTH_MAX_LINE} bytes"),
         PumpEnd::Eof => error!("Auth server disconnected unexpectedly"),
         PumpEnd::ReadError(e) => error!("read({upstream_name}) failed: {e}"),
@@ -142,7 +143,8 @@ pub enum PumpEnd {
 
 /// Reads result lines from `reader`, has them processed by `rewriter` and writes the results
 /// to `out`, interleaving delayed replies as they complete. Returns when the source ends,
-/// the destination fails, `shutdown` or `peer_closed` fires. Pending delayed replies are
+/// the destination fails or `stop` fires (shutdown, or the other side closed: a child
+/// token of the daemon's shutdown token). Pending delayed replies are
 /// dropped then: the owner still creates/refreshes the user (`auth-proxy.md` §6.3).
 ///
 /// Every complete line already read is processed before anything is written, and the
@@ -154,8 +156,7 @@ pub async fn pump<R, W>(
     reader: &mut LineReader<R>,
     out: &mut W,
     rewriter: &ReplyRewriter,
-    shutdown: &CancellationToken,
-    peer_closed: &CancellationToken,
+    stop: &CancellationToken,
 ) -> PumpEnd
 where
     R: tokio::io::AsyncRead + Unpin,
@@ -165,18 +166,18 @@ where
     let mut batch: Vec<u8> = Vec::with_capacity(BATCH_START);
     let mut lines: Vec<Asked> = Vec::new();
     let mut queries: Vec<HostQuery> = Vec::new();
-    // Made once: creating them anew in every select! cost about 550 instructions a line.
-    let stopping = shutdown.cancelled();
-    let closed = peer_closed.cancelled();
-    tokio::pin!(stopping, closed);
+    // Made once: creating it anew in every select! cost about 550 instructions a line.
+    // Polled last: every poll of it takes two mutexes, and it only matters once the
+    // I/O has nothing ready (the I/O branches return Pending within a bounded number of
+    // polls: tokio's cooperative budget).
+    let stopping = stop.cancelled();
+    tokio::pin!(stopping);
     loop {
         // Set when the source ended (or the owner went away) after some lines of this batch
         // were processed: those are still written, as they would have been one by one.
         let mut end = None;
         tokio::select! {
             biased;
-            _ = &mut stopping => return PumpEnd::Stopped,
-            _ = &mut closed => return PumpEnd::Stopped,
             Some(done) = pending.join_next(), if !pending.is_empty() => match done {
                 Ok(bytes) => batch.extend_from_slice(&bytes),
                 Err(_) => continue,
@@ -225,6 +226,7 @@ where
                     queries = v;
                 }
             },
+            _ = &mut stopping => return PumpEnd::Stopped,
         };
         while let Some(done) = pending.try_join_next() {
             if let Ok(bytes) = done {
@@ -233,9 +235,9 @@ where
         }
         if !batch.is_empty() {
             let written = tokio::select! {
-                _ = &mut stopping => return PumpEnd::Stopped,
-                _ = &mut closed => return PumpEnd::Stopped,
+                biased;
                 r = out.write_all(&batch) => r,
+                _ = &mut stopping => return PumpEnd::Stopped,
             };
             if let Err(e) = written {
                 debug!("write failed: {e}");
