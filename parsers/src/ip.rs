@@ -125,6 +125,13 @@ const OCTET_TEXT: [[u8; 4]; 256] = {
 /// An IPv4 address as a dotted quad in `buf`, without `core::fmt` (a tenth of the
 /// instructions of `Display`, which matters once per auth reply). Same text as `inet_ntop`.
 pub fn ipv4_text<'a>(ip: &Ipv4Addr, buf: &'a mut [u8; IPV4_MAX]) -> &'a str {
+    let n = ipv4_write(ip, buf);
+    // Only ASCII digits and dots were written.
+    std::str::from_utf8(&buf[..n]).unwrap_or_default()
+}
+
+/// Writes the dotted quad into `buf`; returns its length.
+fn ipv4_write(ip: &Ipv4Addr, buf: &mut [u8; IPV4_MAX]) -> usize {
     let mut n = 0;
     for (i, &o) in ip.octets().iter().enumerate() {
         if i != 0 {
@@ -137,14 +144,17 @@ pub fn ipv4_text<'a>(ip: &Ipv4Addr, buf: &'a mut [u8; IPV4_MAX]) -> &'a str {
         buf[n..n + 3].copy_from_slice(&t[..3]);
         n += usize::from(t[3]);
     }
-    // Only ASCII digits and dots were written.
-    std::str::from_utf8(&buf[..n]).unwrap_or_default()
+    n
 }
 
 /// Appends the canonical text of an address ([`ip_to_string`]) to `out`.
 pub fn push_ip(out: &mut Vec<u8>, ip: &IpAddr) {
     match ip {
-        IpAddr::V4(v4) => out.extend_from_slice(ipv4_text(v4, &mut [0; IPV4_MAX]).as_bytes()),
+        IpAddr::V4(v4) => {
+            let mut buf = [0; IPV4_MAX];
+            let n = ipv4_write(v4, &mut buf);
+            out.extend_from_slice(&buf[..n]);
+        }
         IpAddr::V6(v6) => out.extend_from_slice(ipv6_ntop(v6).as_bytes()),
     }
 }

@@ -106,8 +106,15 @@ pub fn examine(line: &[u8], kind: ReplyKind) -> Option<Examined<'_>> {
         ..Examined::default()
     };
     let mut lip = c_ip::CIpAddr::default();
+    // Lines without a 0x01 (nearly all) have nothing to unescape, and `c_string` already
+    // cut them at their first NUL: one scan here instead of two per field.
+    let escaped = memchr::memchr(0x01, params).is_some();
     for raw in fields {
-        let field = cut_at_nul(unescape(raw));
+        let field = if escaped {
+            cut_at_nul(unescape(raw))
+        } else {
+            Cow::Borrowed(raw)
+        };
         // first matching rule wins, in Dovecot's order
         if is_flag(&field, b"proxy") {
             ex.proxy = true;
@@ -270,6 +277,43 @@ fn push_decoration(
     if let Some(ip) = hostip {
         out.extend_from_slice(b"\thostip=");
         out.extend_from_slice(ip.as_bytes());
+    }
+}
+
+/// [`decorate`] for one `proxy_refresh` value, with the constant middle of the reply
+/// (`\tproxy_refresh=<n>\thost=`) rendered once instead of per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decorator {
+    middle: Vec<u8>,
+}
+
+impl Decorator {
+    /// The decoration for `proxy_refresh` seconds.
+    pub fn new(proxy_refresh: u32) -> Self {
+        let mut middle = b"\tproxy_refresh=".to_vec();
+        push_u32(&mut middle, proxy_refresh);
+        middle.extend_from_slice(b"\thost=");
+        Decorator { middle }
+    }
+
+    /// The same bytes as [`decorate`] with this `proxy_refresh`.
+    pub fn decorate(&self, line: &[u8], host: &str, hostip: Option<&str>, out: &mut Vec<u8>) {
+        out.extend_from_slice(c_string(line));
+        out.extend_from_slice(&self.middle);
+        out.extend_from_slice(host.as_bytes());
+        if let Some(ip) = hostip {
+            out.extend_from_slice(b"\thostip=");
+            out.extend_from_slice(ip.as_bytes());
+        }
+        out.push(b'\n');
+    }
+
+    /// [`Decorator::decorate`] for a host without a name: its address text as `host=`.
+    pub fn decorate_ip(&self, line: &[u8], ip: &IpAddr, out: &mut Vec<u8>) {
+        out.extend_from_slice(c_string(line));
+        out.extend_from_slice(&self.middle);
+        crate::ip::push_ip(out, ip);
+        out.push(b'\n');
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use director_parsers::ip::{ip_to_string, ipv4_text, IPV4_MAX};
-use director_parsers::passdb::{self, Examined, ReplyKind};
+use director_parsers::passdb::{self, Decorator, Examined, ReplyKind};
 use tracing::{error, warn};
 
 use super::events::{HostOutcome, HostQuery, LookupAnswer, OwnerHandle};
@@ -47,7 +47,7 @@ pub struct ReplyRewriter {
     kind: ReplyKind,
     hasher: Arc<UsernameHash>,
     separator: Option<u8>,
-    proxy_refresh: u32,
+    decorator: Arc<Decorator>,
     owner: OwnerHandle,
 }
 
@@ -64,7 +64,7 @@ impl ReplyRewriter {
             kind,
             hasher,
             separator,
-            proxy_refresh,
+            decorator: Arc::new(Decorator::new(proxy_refresh)),
             owner,
         }
     }
@@ -133,16 +133,16 @@ impl ReplyRewriter {
         match answer {
             None => Processed::Shutdown,
             Some(LookupAnswer::Done(outcome)) => {
-                finish(&line, &outcome, self.proxy_refresh, self_rule.as_ref(), out);
+                finish(&line, &outcome, &self.decorator, self_rule.as_ref(), out);
                 Processed::Done
             }
             Some(LookupAnswer::Queued(rx)) => {
-                let refresh = self.proxy_refresh;
+                let decorator = self.decorator.clone();
                 Processed::Later(Box::pin(async move {
                     let mut out = Vec::with_capacity(line.len() + 64);
                     match rx.await {
                         Ok(outcome) => {
-                            finish(&line, &outcome, refresh, self_rule.as_ref(), &mut out)
+                            finish(&line, &outcome, &decorator, self_rule.as_ref(), &mut out)
                         }
                         Err(_) => {
                             // The owner dropped the request (shutting down): fail it.
@@ -176,7 +176,7 @@ fn part_of(line: &Bytes, part: &[u8]) -> Bytes {
 fn finish(
     line: &[u8],
     outcome: &HostOutcome,
-    proxy_refresh: u32,
+    decorator: &Decorator,
     self_rule: Option<&Examined<'static>>,
     out: &mut Vec<u8>,
 ) {
@@ -186,21 +186,21 @@ fn finish(
             out.extend_from_slice(line);
             out.push(b'\n');
         }
-        HostOutcome::Host { ip, hostname } => {
-            let mut v4 = [0; IPV4_MAX];
-            let v6;
-            let ip_text = match ip {
-                IpAddr::V4(a) => ipv4_text(a, &mut v4),
-                IpAddr::V6(_) => {
-                    v6 = ip_to_string(ip);
-                    v6.as_str()
-                }
-            };
-            match hostname {
-                Some(name) => passdb::decorate(line, proxy_refresh, name, Some(ip_text), out),
-                None => passdb::decorate(line, proxy_refresh, ip_text, None, out),
+        HostOutcome::Host { ip, hostname } => match hostname {
+            Some(name) => {
+                let mut v4 = [0; IPV4_MAX];
+                let v6;
+                let ip_text = match ip {
+                    IpAddr::V4(a) => ipv4_text(a, &mut v4),
+                    IpAddr::V6(_) => {
+                        v6 = ip_to_string(ip);
+                        v6.as_str()
+                    }
+                };
+                decorator.decorate(line, name, Some(ip_text), out)
             }
-        }
+            None => decorator.decorate_ip(line, ip, out),
+        },
         HostOutcome::Failed => passdb::temp_fail(line, out),
     }
 }
