@@ -384,10 +384,8 @@ impl Directory {
             if user.kill.is_some() {
                 return Err(RequestOutcome::Busy);
             }
-            let users = &mut self.tags[tag_id as usize].users;
             // Alone in the ring: weakness has nobody to wait for.
-            users.set_weak(hash, false);
-            users.refresh(hash, now);
+            self.tags[tag_id as usize].users.refresh_strong(hash, now);
             return Ok(self.hosts.get(user.host));
         }
         let Some(ip) = self.tags[tag_id as usize].ring.choose(hash) else {
