@@ -126,11 +126,7 @@ pub fn examine(line: &[u8], kind: ReplyKind) -> Option<Examined<'_>> {
                     record(&mut ex.port, parse_port(v), "port", v, &mut ex.bad_fields);
                 }
             }
-            Some(b'h') => {
-                if field.starts_with(b"host=") {
-                    ex.host_present = true;
-                }
-            }
+            Some(b'h') if field.starts_with(b"host=") => ex.host_present = true,
             Some(b'l') => {
                 if let Some(v) = field.strip_prefix(b"lip=") {
                     if !lip.parse_into(v) {
@@ -152,10 +148,8 @@ pub fn examine(line: &[u8], kind: ReplyKind) -> Option<Examined<'_>> {
                     ex.proxy_maybe = true;
                 }
             }
-            Some(b'u') => {
-                if field.starts_with(b"user=") && ex.username.is_none() {
-                    ex.username = Some(tail(field, 5));
-                }
+            Some(b'u') if field.starts_with(b"user=") && ex.username.is_none() => {
+                ex.username = Some(tail(field, 5));
             }
             _ => {}
         }
