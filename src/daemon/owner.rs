@@ -238,6 +238,9 @@ impl Owner {
                 self.apply(ev);
                 if !hot {
                     self.fire_timers();
+                    // The timer is set again from scratch: such an event may have moved
+                    // the clock itself (`AdvanceClock`), not only a deadline.
+                    armed = None;
                 }
                 #[cfg(debug_assertions)]
                 if let Err(e) = self.dir.check_invariants() {
