@@ -79,20 +79,6 @@ pub struct HashFormatError {
     pub part: String,
 }
 
-/// Names shorter than one MD5 block take [`md5_short`].
-const SHORT: usize = 64;
-
-/// MD5 of fewer than 64 bytes straight through the block function and its padding,
-/// without the streaming wrapper (about 180 of the 830 instructions of a hash).
-fn md5_short(data: &[u8]) -> [u8; 16] {
-    use md5::digest::core_api::{Buffer, FixedOutputCore};
-    let mut core = md5::Md5Core::default();
-    let mut buffer = Buffer::<md5::Md5Core>::new(data);
-    let mut out = Default::default();
-    core.finalize_fixed_core(&mut buffer, &mut out);
-    out.into()
-}
-
 impl UsernameHash {
     /// Parse a `director_username_hash` format; anything outside the supported subset fails.
     pub fn new(format: &str) -> Result<Self, HashFormatError> {
@@ -116,15 +102,7 @@ impl UsernameHash {
     pub fn hash(&self, user: &[u8]) -> u32 {
         let user = c_string(user);
         let digest: [u8; 16] = match &self.plan {
-            Plan::Raw if user.len() < SHORT => md5_short(user),
             Plan::Raw => Md5::digest(user).into(),
-            Plan::Lower if user.len() < SHORT => {
-                let mut buf = [0u8; SHORT];
-                let out = &mut buf[..user.len()];
-                out.copy_from_slice(user);
-                out.make_ascii_lowercase();
-                md5_short(out)
-            }
             Plan::Lower => {
                 let mut md5 = Md5::new();
                 let mut buf = [0u8; 64];
@@ -380,31 +358,6 @@ impl Field {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn short_path_matches_streaming_md5_at_every_length() {
-        // Lengths around the one-block (55/56) and block-size (63/64) edges.
-        for len in 0..80 {
-            let name: Vec<u8> = (0..len).map(|i| b"AbC.d@E-f"[i % 9]).collect();
-            let full: [u8; 16] = Md5::digest(name.to_ascii_lowercase()).into();
-            let want = match u32::from_be_bytes([full[0], full[1], full[2], full[3]]) {
-                0 => 1,
-                h => h,
-            };
-            assert_eq!(
-                UsernameHash::new("%Lu").unwrap().hash(&name),
-                want,
-                "len {len}"
-            );
-            let raw: [u8; 16] = Md5::digest(&name).into();
-            let raw = u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]).max(1);
-            assert_eq!(
-                UsernameHash::new("%u").unwrap().hash(&name),
-                raw,
-                "len {len}"
-            );
-        }
-    }
 
     fn h(format: &str, user: &str) -> u32 {
         UsernameHash::new(format).unwrap().hash(user.as_bytes())
