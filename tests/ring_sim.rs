@@ -39,6 +39,17 @@ fn peek(w: &World, node: usize, hash: u32) -> Option<(IpAddr, bool)> {
     }
 }
 
+/// Whether `node` has `hash` in a move (its kill protocol is running).
+fn moving(w: &World, node: usize, hash: u32) -> bool {
+    let Some(ring) = w.nodes[node].ring.as_ref() else {
+        return false;
+    };
+    let dir = ring.directory();
+    dir.tag_id(&Tag::default())
+        .and_then(|tag| dir.user(UserKey { tag, hash }))
+        .is_some_and(|u| u.kill.is_some())
+}
+
 fn login(w: &mut World, node: usize, hash: u32) {
     if w.nodes[node].ring.is_none() {
         return;
@@ -74,6 +85,10 @@ fn login(w: &mut World, node: usize, hash: u32) {
             continue;
         }
         match peek(w, other, hash) {
+            // A move in flight: the other director already has the new host while this
+            // one has not heard the USER-MOVE yet; its session is kicked when it does
+            // (KICK-DIRECTOR-HASH except the new host), so this is no lasting split.
+            _ if moving(w, other, hash) => {}
             Some((theirs, true))
                 if theirs != ip && had_entry && !w.stats.timed_out_users.contains(&hash) =>
             {

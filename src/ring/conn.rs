@@ -62,6 +62,8 @@ pub(super) struct Conn {
     pub close_at: Option<u64>,
     /// Close reason used when `close_at` fires.
     pub close_reason: &'static str,
+    /// `DIRECTOR-LIST` counters.
+    pub stats: super::stats::ConnStats,
 }
 
 impl Conn {
@@ -83,6 +85,7 @@ impl Conn {
             verifying: false,
             close_at: None,
             close_reason: "",
+            stats: Default::default(),
         }
     }
 
@@ -181,6 +184,9 @@ impl Ring {
                     extra: Vec::new(),
                 });
             }
+        }
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.stats.users_sent += users.len() as u32;
         }
         for u in users {
             let cmd = if minor >= 9 {

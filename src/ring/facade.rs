@@ -1,6 +1,6 @@
 //! The [`Ring`] facade: state, event dispatch and the output helpers every layer uses.
 
-use super::conn::{Conn, ConnInfo, ConnRole};
+use super::conn::{Conn, ConnRole};
 use super::peer::{DirAddr, Peers};
 use super::{ConnId, LogLevel, RingEffect, RingEvent};
 use crate::state::Directory;
@@ -53,6 +53,17 @@ pub struct Ring {
     pub(super) hosts_replaced: bool,
     /// Moving users' deadlines (ms): 30 s timeout or the kick delay.
     pub(super) move_deadlines: BTreeMap<(u32, u32), u64>,
+    /// `director_user_kick_delay` (ms).
+    pub(super) kick_delay_ms: u64,
+    /// `director_flush_socket` is set: moves we start run it ([`RingEffect::Flush`]).
+    pub(super) flush_configured: bool,
+    /// When our last SYNC round started, and how long the last one that synced took (ms).
+    pub(super) sync_started_ms: u64,
+    pub(super) last_sync_ms: u32,
+    /// Connections created so far (numbers them for [`Ring::connections`]).
+    pub(super) conns_created: u64,
+    /// See [`Ring::state_changes`].
+    pub(super) state_changes: u64,
 }
 
 impl Ring {
@@ -86,7 +97,40 @@ impl Ring {
             shutting_down: false,
             hosts_replaced: false,
             move_deadlines: BTreeMap::new(),
+            kick_delay_ms: super::moves::KICK_DELAY_MS,
+            flush_configured: false,
+            sync_started_ms: 0,
+            last_sync_ms: 0,
+            conns_created: 0,
+            state_changes: 0,
         }
+    }
+
+    /// `director_user_kick_delay` and whether a flush program is configured.
+    pub fn with_move_settings(mut self, kick_delay_ms: u64, flush_configured: bool) -> Self {
+        self.kick_delay_ms = kick_delay_ms;
+        self.flush_configured = flush_configured;
+        self
+    }
+
+    /// A ring whose [`Directory`] the caller keeps and lends to every [`Ring::handle_in`]
+    /// (the daemon's state owner): one directory, never copied.
+    pub fn new_lent(me: DirAddr, servers: &[DirAddr]) -> Self {
+        Ring::new(me, servers, Directory::new(Vec::new(), 0))
+    }
+
+    /// [`Ring::handle`] on the caller's directory: it is swapped in for the event and back
+    /// out afterwards (O(1)), so the caller's reads and writes between events are the ring's.
+    pub fn handle_in(
+        &mut self,
+        dir: &mut Directory,
+        event: RingEvent,
+        now_ms: u64,
+    ) -> Vec<RingEffect> {
+        std::mem::swap(&mut self.dir, dir);
+        let out = self.handle(event, now_ms);
+        std::mem::swap(&mut self.dir, dir);
+        out
     }
 
     /// Our own ring address.
@@ -94,9 +138,15 @@ impl Ring {
         self.peers.me
     }
 
-    /// The hosts and users.
+    /// The hosts and users (of a ring built with [`Ring::new`]; a lent ring's is empty).
     pub fn directory(&self) -> &Directory {
         &self.dir
+    }
+
+    /// Counts changes that may let a waiting login through (hosts or the ring changed, a
+    /// weak user became normal); a moving user's end shows in the directory's move count.
+    pub fn state_changes(&self) -> u64 {
+        self.state_changes
     }
 
     /// The first ring sync completed (or we decided we are alone).
@@ -117,30 +167,6 @@ impl Ring {
     /// Lowest minor version in the ring, learnt from our last returned SYNC.
     pub fn ring_min_version(&self) -> u32 {
         self.ring_min_version
-    }
-
-    /// Every connection, in id order.
-    pub fn connections(&self) -> Vec<ConnInfo> {
-        self.conns.values().map(Conn::info).collect()
-    }
-
-    /// Peer of the left connection.
-    pub fn left_peer(&self) -> Option<DirAddr> {
-        self.left.and_then(|c| self.conns.get(&c)?.peer)
-    }
-
-    /// Peer of the right connection.
-    pub fn right_peer(&self) -> Option<DirAddr> {
-        self.right.and_then(|c| self.conns.get(&c)?.peer)
-    }
-
-    /// Known directors in ring order with their `removed` flag.
-    pub fn directors(&self) -> Vec<(DirAddr, bool)> {
-        self.peers
-            .list
-            .iter()
-            .map(|p| (p.addr, p.removed))
-            .collect()
     }
 
     /// Process one event at `now_ms` (milliseconds on the daemon's clock; must not go back).
@@ -171,6 +197,7 @@ impl Ring {
             }
             RingEvent::Refresh { hash } => self.notify_refresh(hash),
             RingEvent::KickDone { hash } => self.kick_done(hash),
+            RingEvent::FlushDone { key, success } => self.flush_done(key, success),
             RingEvent::Shutdown => self.shutdown(),
         }
         self.in_batch = false;
@@ -313,6 +340,7 @@ impl Ring {
             let mut c = Conn::new(id, true, None, self.now_ms);
             c.remote_ip = Some(peer_ip);
             self.conns.insert(id, c);
+            self.conn_created(id);
             self.log(
                 LogLevel::Info,
                 format!(
@@ -520,6 +548,7 @@ impl Ring {
         let verifying = match self.conns.get_mut(&id) {
             Some(c) => {
                 c.ping_outstanding = false;
+                c.stats.pong_received(self.now_ms);
                 std::mem::take(&mut c.verifying)
             }
             None => return,
@@ -538,6 +567,7 @@ impl Ring {
             return;
         }
         c.ping_outstanding = true;
+        c.stats.ping_sent(self.now_ms);
         let ping = Command::Ping(director_parsers::ring::Pulse::Stats {
             time: self.secs(),
             buffered: 0,

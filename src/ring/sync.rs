@@ -34,6 +34,7 @@ impl Ring {
 
     /// RESYNC (§6.2): deferred to the end of the current event.
     pub(super) fn resync(&mut self) {
+        self.state_changes += 1;
         self.sync_seq += 1;
         if self.left.is_none() && self.right.is_none() {
             return;
@@ -70,6 +71,7 @@ impl Ring {
             self.dir.hosts_hash(),
         );
         self.last_sync_sent_ring_change_counter = self.ring_change_counter;
+        self.sync_round_started();
         self.log(
             LogLevel::Debug,
             format!(
@@ -149,6 +151,7 @@ impl Ring {
                     LogLevel::Debug,
                     format!("Ring is synced ({from} sent seq={seq}, hosts_hash={hash})"),
                 );
+                self.sync_round_finished();
                 self.set_synced();
             }
             return;

@@ -311,6 +311,7 @@ impl Ring {
         }
         self.conns
             .insert(id, Conn::new(id, false, Some(to), self.now_ms));
+        self.conn_created(id);
         let me = self.peers.me;
         self.log(
             LogLevel::Info,
