@@ -171,11 +171,16 @@ pub async fn start(config: Config) -> io::Result<RunningDaemon> {
             tracker.clone(),
             shutdown.clone(),
         );
+        let mut core = crate::ring::Ring::new(crate::ring::DirAddr::new(me.0, me.1), &servers, dir);
+        core.set_ping_timeouts(
+            config.director.ping_idle_timeout.as_millis() as u64,
+            config.director.ping_max_timeout.as_millis() as u64,
+        );
         state = state.with_ring(ringside::RingSide {
             me,
             net,
             sync: ringsync::SyncState::default(),
-            core: crate::ring::Ring::new(crate::ring::DirAddr::new(me.0, me.1), &servers, dir),
+            core,
             timer_at_ms: None,
         });
         let span = tracing::info_span!("listener", name = "ring");
