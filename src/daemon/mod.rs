@@ -182,6 +182,7 @@ pub async fn start(config: Config) -> io::Result<RunningDaemon> {
             sync: ringsync::SyncState::default(),
             core,
             timer_at_ms: None,
+            dir_stale: false,
         });
         let span = tracing::info_span!("listener", name = "ring");
         tracker.spawn(

@@ -30,6 +30,8 @@ impl Owner {
     /// events the effects cause (a full output buffer closes the connection).
     /// Returns the answers (`Routed`, `AdminDone`) among the effects.
     pub(super) fn ring_handle(&mut self, first: RingEvent) -> Vec<RingEffect> {
+        // Input lines leave the directory copy stale; the next other event refreshes it.
+        let copy_dir = !matches!(first, RingEvent::Line { .. });
         let mut answers = Vec::new();
         let mut events = VecDeque::from([first]);
         let mut rounds = 0;
@@ -51,14 +53,28 @@ impl Owner {
                 }
             }
         }
-        let Some(ring) = self.ring.as_ref() else {
+        let Some(ring) = self.ring.as_mut() else {
             return answers;
         };
-        self.dir = ring.core.directory().clone();
+        if copy_dir {
+            self.dir = ring.core.directory().clone();
+            ring.dir_stale = false;
+        } else {
+            ring.dir_stale = true;
+        }
+        let ring = self.ring.as_ref().expect("checked above");
         let (handshaked, synced) = (ring.core.is_handshaked(), ring.core.is_synced());
         let hosts_hash = ring.core.directory().hosts_hash();
         self.ring_state_changed(handshaked, synced, hosts_hash);
         answers
+    }
+
+    /// Brings the owner's directory copy up to date after ring input lines.
+    pub(super) fn refresh_ring_dir(&mut self) {
+        if let Some(ring) = self.ring.as_mut().filter(|r| r.dir_stale) {
+            ring.dir_stale = false;
+            self.dir = ring.core.directory().clone();
+        }
     }
 
     /// Routes a login through the ring: `None` for a stand-alone director, else the host or

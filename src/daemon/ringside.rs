@@ -33,6 +33,10 @@ pub struct RingSide {
     pub core: crate::ring::Ring,
     /// When the ring wants its timer event (clock ms).
     pub timer_at_ms: Option<u64>,
+    /// The owner's copy of the ring's directory is out of date (ring input lines change it
+    /// without refreshing the copy: a million handshake users must not copy a million
+    /// users each).
+    pub dir_stale: bool,
 }
 
 impl Owner {
