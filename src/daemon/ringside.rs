@@ -73,11 +73,12 @@ impl Owner {
         let synced = ring.core.is_synced();
         let conn_line = |c: &crate::ring::ConnInfo, peer: Option<ConnPeer>| {
             let s = ring.net.stats(c.id.0).unwrap_or_default();
+            let users = u32::try_from(c.handshake_users).unwrap_or(u32::MAX);
             let status = if !c.handshaked {
                 if c.incoming {
-                    ConnStatus::HandshakingReceived(0)
+                    ConnStatus::HandshakingReceived(users)
                 } else {
-                    ConnStatus::HandshakingSent(0)
+                    ConnStatus::HandshakingSent(users)
                 }
             } else if synced {
                 ConnStatus::Synced
@@ -87,7 +88,7 @@ impl Owner {
             Reply::Director(DirectorLine::Conn(DirectorConn {
                 peer,
                 status,
-                ping_ms: 0,
+                ping_ms: u32::try_from(c.last_ping_ms).unwrap_or(u32::MAX),
                 bytes_in: s.bytes_in,
                 bytes_out: s.bytes_out,
                 buffered: s.buffered,

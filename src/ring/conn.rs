@@ -37,6 +37,10 @@ pub struct ConnInfo {
     pub role: ConnRole,
     /// Both DONEs exchanged.
     pub handshaked: bool,
+    /// Handshake users received (incoming) or sent (outgoing), for `DIRECTOR-LIST`.
+    pub handshake_users: u64,
+    /// Round trip of the last answered PING (ms).
+    pub last_ping_ms: u64,
 }
 
 /// Protocol state of one connection.
@@ -81,6 +85,10 @@ pub(super) struct Conn {
     pub users_out: Option<UserSend>,
     /// Handshake users sent so far.
     pub users_sent: u64,
+    /// Handshake users received so far.
+    pub users_received: u64,
+    /// Round trip of the last answered PING (ms).
+    pub last_ping_ms: u64,
 }
 
 /// What a connection's `to_ping` timer does when it fires.
@@ -146,6 +154,8 @@ impl Conn {
             synced: false,
             users_out: None,
             users_sent: 0,
+            users_received: 0,
+            last_ping_ms: 0,
         }
     }
 
@@ -161,6 +171,12 @@ impl Conn {
             peer: self.peer,
             role: self.role,
             handshaked: self.done,
+            handshake_users: if self.incoming {
+                self.users_received
+            } else {
+                self.users_sent
+            },
+            last_ping_ms: self.last_ping_ms,
         }
     }
 }

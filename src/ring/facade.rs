@@ -460,6 +460,9 @@ impl Ring {
                 if !incoming {
                     self.protocol_error(id, name, &format!("Unknown command {name}"), line);
                 } else {
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        c.users_received += 1;
+                    }
                     self.on_handshake_user(id, u);
                 }
             }

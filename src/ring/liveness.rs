@@ -226,6 +226,7 @@ impl Ring {
             Some(c) if c.ping_outstanding => {
                 c.ping_outstanding = false;
                 c.pong_at = None;
+                c.last_ping_ms = now - c.ping_sent_ms;
                 (std::mem::take(&mut c.verifying), now - c.ping_sent_ms)
             }
             _ => return,
