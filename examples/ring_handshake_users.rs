@@ -221,16 +221,16 @@ fn main() {
     let ts = now();
     write!(w, "VERSION\tdirector\t1\t9\nME\t127.0.0.3\t{port}\t{ts}\n").unwrap();
     for d in ["127.0.0.1", "127.0.0.2", "127.0.0.3"] {
-        write!(w, "DIRECTOR\t{d}\t{port}\n").unwrap();
+        writeln!(w, "DIRECTOR\t{d}\t{port}").unwrap();
     }
     w.write_all(b"HOST-HAND-START\t1\n").unwrap();
     for h in HOSTS {
-        write!(w, "HOST\t{h}\t100\t\tU0\t\n").unwrap();
+        writeln!(w, "HOST\t{h}\t100\t\tU0\t").unwrap();
     }
     w.write_all(b"HOST-HAND-END\t1\n").unwrap();
     let start = Instant::now();
     for i in 0..users {
-        write!(w, "U\t{}\t{}\t{ts}\n", i + 1, HOSTS[i as usize % 3]).unwrap();
+        writeln!(w, "U\t{}\t{}\t{ts}", i + 1, HOSTS[i as usize % 3]).unwrap();
     }
     w.write_all(b"OPTIONS\tconsistent-hashing\nDONE\n").unwrap();
     w.flush().unwrap();

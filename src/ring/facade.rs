@@ -349,7 +349,7 @@ impl Ring {
     /// One input line; afterwards, as any input does, it restarts the connection's
     /// `to_ping` timer. After we sent CONNECT, input is discarded unread.
     fn on_line(&mut self, id: ConnId, line: &[u8]) {
-        if self.conns.get(&id).is_none_or(|c| c.close_at.is_some()) {
+        if !self.conns.get(&id).is_some_and(|c| c.close_at.is_none()) {
             return;
         }
         self.handle_line(id, line);
