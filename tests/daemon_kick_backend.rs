@@ -1,7 +1,8 @@
 //! The daemon's kick backend choice (`[dovecot] version`): with `auto` and only Dovecot
 //! 2.4's anvil socket present, doveadm's kick reaches anvil with the [verified] handshake
-//! and command forms of dovecot-2.4.md §6.2; `2.4` uses anvil even when an ipc socket
-//! exists.
+//! and command forms of dovecot-2.4.md §6.2 (each kick listing the sessions first); `2.4`
+//! uses anvil even when an ipc socket exists. Without the login processes' admin sockets
+//! beside anvil, directord warns once that default-mode sessions cannot be kicked.
 
 mod daemon_support;
 
@@ -20,6 +21,12 @@ fn anvil_handshake(anvil: &FakeServer) -> std::os::unix::net::UnixStream {
     conn
 }
 
+/// Each kick first lists the sessions it targets; answer with none.
+fn empty_dump(conn: &mut std::os::unix::net::UnixStream) {
+    assert_eq!(show(&read_lines(conn, 1)), show(b"CONNECT-DUMP\n"));
+    conn.write_all(b"\n\n").unwrap();
+}
+
 #[test]
 fn auto_kicks_through_anvil_when_there_is_no_ipc_socket() {
     let d = Daemon::start(HOSTS3);
@@ -27,10 +34,16 @@ fn auto_kicks_through_anvil_when_there_is_no_ipc_socket() {
     let mut a = d.admin();
     assert_eq!(a.line("USER-KICK\talice"), "OK\n");
     let mut conn = anvil_handshake(&anvil);
+    empty_dump(&mut conn);
     assert_eq!(show(&read_lines(&mut conn, 1)), show(b"KICK-USER\talice\n"));
     conn.write_all(b"1\n").unwrap();
     assert_eq!(a.line("USER-KICK\tbob"), "OK\n");
+    empty_dump(&mut conn);
     assert_eq!(show(&read_lines(&mut conn, 1)), show(b"KICK-USER\tbob\n"));
+    // The check of dovecot-2.4.md §6.4, once, at the first kick (anvil was not there at
+    // start-up): no srv.<service> admin directories beside this anvil.
+    d.wait_log("cannot be kicked");
+    assert_eq!(d.log_count("restart_request_count = unlimited"), 1);
 }
 
 #[test]
@@ -41,5 +54,6 @@ fn version_2_4_uses_anvil_even_with_an_ipc_socket() {
     let mut a = d.admin();
     assert_eq!(a.line("USER-KICK\talice"), "OK\n");
     let mut conn = anvil_handshake(&anvil);
+    empty_dump(&mut conn);
     assert_eq!(show(&read_lines(&mut conn, 1)), show(b"KICK-USER\talice\n"));
 }

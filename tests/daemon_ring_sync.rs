@@ -175,6 +175,8 @@ fn admin_changes_wait_for_the_ring_sync() {
     waiting.s.write_all(b"HOST-DOWN\t10.0.0.1\n").unwrap();
     assert!(silent(&mut waiting.s));
     assert_eq!(state_of_first_host(&mut a), "U");
+    // USER-MOVE is neither PRE- nor POST-SYNC: answered at once, synced or not.
+    assert_eq!(a.line("USER-MOVE\tbob\t10.0.0.2"), "OK\n");
     // Run once the ring is synced (alone).
     until_alone(&d, &mut a);
     assert_eq!(show(&read_lines(&mut waiting.s, 1)), show(b"OK\n"));

@@ -72,6 +72,42 @@ fn counts(cmd: &str) -> Option<String> {
     }
 }
 
+/// An anvil whose sessions are those of [`DUMP`]: `KICK-USER` answers how many it matched
+/// and, if `honour` (login services with `restart_request_count = unlimited`), removes
+/// them from later dumps; otherwise they stay, as with 2.4's default login mode (§6.4).
+fn sessions(honour: bool) -> impl Fn(&str) -> Option<String> {
+    let mut lines: Vec<String> = DUMP.lines().map(|l| format!("{l}\n")).collect();
+    lines.pop(); // the final empty line
+    let header = lines.remove(0);
+    let state = Mutex::new(lines);
+    move |cmd: &str| {
+        let mut lines = state.lock().unwrap();
+        if cmd == "CONNECT-DUMP" {
+            return Some(format!("{header}{}\n", lines.concat()));
+        }
+        let args: Vec<&str> = cmd.split('\t').collect();
+        let alt = match args[0] {
+            "KICK-USER" => false,
+            // The dump's only alternative field is user_director_hash (column 7).
+            "KICK-ALT-USER" if args[1] == "user_director_hash" => true,
+            _ => return None,
+        };
+        let hit = |l: &String| {
+            let f: Vec<&str> = l.trim_end().split('\t').collect();
+            if alt {
+                f[6] == args[2]
+            } else {
+                f[1] == args[1] && args.get(2).map_or(true, |g| f[4] == *g)
+            }
+        };
+        let n = lines.iter().filter(|l| hit(l)).count();
+        if honour {
+            lines.retain(|l| !hit(l));
+        }
+        Some(format!("{n}\n"))
+    }
+}
+
 fn hasher() -> UsernameHash {
     UsernameHash::new("%Lu").unwrap()
 }
@@ -92,7 +128,13 @@ async fn kick_and_kick_alt_map_to_anvil_commands() {
     assert_eq!(b.unwrap().count, Some(2));
     assert_eq!(
         *log.lock().unwrap(),
-        ["KICK-USER\tkick02\n", "KICK-ALT-USER\tuser_foo\tb\x01tar\n"]
+        [
+            "CONNECT-DUMP\n",
+            "KICK-USER\tkick02\n",
+            "CONNECT-DUMP\n",
+            "KICK-ALT-USER\tuser_foo\tb\x01tar\n"
+        ],
+        "every kick first lists the sessions it targets (none of them here)"
     );
     assert_eq!(kicker.outstanding(), 0);
 }
@@ -101,35 +143,39 @@ async fn kick_and_kick_alt_map_to_anvil_commands() {
 async fn kick_director_hash_is_emulated_with_connect_dump() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("anvil");
-    let log = fake_anvil(UnixListener::bind(&path).unwrap(), counts);
+    let reply = sessions(true);
+    let log = fake_anvil(UnixListener::bind(&path).unwrap(), reply);
     let kicker = spawn_anvil(path, hasher());
-    let all = KickCommand::KickDirectorHash {
-        hash: 1669653170,
-        except_ip: None,
-    };
-    let r = timeout(T, kicker.kick(all)).await.unwrap().unwrap();
-    assert_eq!(r.count, Some(2));
-    assert_eq!(
-        std::mem::take(&mut *log.lock().unwrap()),
-        [
-            "CONNECT-DUMP\n",
-            "KICK-USER\talice\t2825213264240c6b912b000083ecc375\n",
-            "KICK-USER\tALICE\t0000000000000000000000000000000a\n",
-        ]
-    );
-    // "All but backend 10.0.0.2": the except IP is compared with the dest-IP column.
+    // "All but backend 10.0.0.2": the except IP is compared with the dest-IP column. The
+    // first kick of imap-login sessions is checked with a second dump.
     let but = KickCommand::KickDirectorHash {
         hash: 1669653170,
         except_ip: Some("10.0.0.2".parse().unwrap()),
     };
     let r = timeout(T, kicker.kick(but)).await.unwrap().unwrap();
+    assert_eq!((r.count, r.ignored), (Some(1), 0));
+    assert_eq!(
+        std::mem::take(&mut *log.lock().unwrap()),
+        [
+            "CONNECT-DUMP\n",
+            "KICK-USER\talice\t2825213264240c6b912b000083ecc375\n",
+            "CONNECT-DUMP\n",
+        ]
+    );
+    let all = KickCommand::KickDirectorHash {
+        hash: 1669653170,
+        except_ip: None,
+    };
+    let r = timeout(T, kicker.kick(all)).await.unwrap().unwrap();
     assert_eq!(r.count, Some(1));
     assert_eq!(
         std::mem::take(&mut *log.lock().unwrap()),
         [
             "CONNECT-DUMP\n",
-            "KICK-USER\talice\t2825213264240c6b912b000083ecc375\n"
-        ]
+            "KICK-USER\tALICE\t0000000000000000000000000000000a\n",
+            "CONNECT-DUMP\n",
+        ],
+        "pop3-login's first kick is checked too"
     );
     let other = KickCommand::KickDirectorHash {
         hash: 3244357836,
@@ -142,8 +188,84 @@ async fn kick_director_hash_is_emulated_with_connect_dump() {
         [
             "CONNECT-DUMP\n",
             "KICK-USER\tAlice@Example.COM\t0000000000000000000000000000000c\n"
+        ],
+        "imap-login is known to honour anvil's kicks: no second dump"
+    );
+}
+
+/// A login process's admin socket (`srv.<service>/<pid>`) that answers like 2.4.1's.
+fn fake_admin_socket(path: &std::path::Path) -> Log {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let listener = UnixListener::bind(path).unwrap();
+    let log: Log = Arc::default();
+    let log2 = Arc::clone(&log);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let mut s = BufReader::new(stream);
+            s.get_mut()
+                .write_all(b"VERSION\tmaster-admin-server\t1\t0\n")
+                .await
+                .unwrap();
+            let mut line = String::new();
+            while s.read_line(&mut line).await.unwrap_or(0) > 0 {
+                log2.lock().unwrap().push(std::mem::take(&mut line));
+                if log2.lock().unwrap().len() % 2 == 0 {
+                    s.get_mut().write_all(b"+1\n").await.unwrap();
+                }
+            }
+        }
+    });
+    log
+}
+
+#[tokio::test]
+async fn default_login_mode_sessions_are_kicked_through_admin_sockets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("anvil");
+    let reply = sessions(false);
+    let log = fake_anvil(UnixListener::bind(&path).unwrap(), reply);
+    let admin = fake_admin_socket(&dir.path().join("srv.imap-login/11155"));
+    let kicker = spawn_anvil(path, hasher());
+    let started = std::time::Instant::now();
+    let r = timeout(T, kicker.kick(KickCommand::kick(b"bob")))
+        .await
+        .unwrap()
+        .unwrap();
+    // Anvil counted bob's session, it stayed listed for the whole probe, so the admin
+    // socket of its process got the kick.
+    assert_eq!((r.count, r.ignored), (Some(1), 0));
+    assert!(started.elapsed() >= director::kick::login_mode::PROBE_TIMEOUT);
+    assert_eq!(
+        *admin.lock().unwrap(),
+        [
+            "VERSION\tmaster-admin-client\t1\t0\n",
+            "KICK-USER\tbob\t0000000000000000000000000000000b\n"
         ]
     );
+    let log = std::mem::take(&mut *log.lock().unwrap());
+    assert_eq!(log[..2], ["CONNECT-DUMP\n", "KICK-USER\tbob\n"]);
+    assert!(log[2..].iter().all(|l| l == "CONNECT-DUMP\n"), "{log:?}");
+
+    // imap-login is known now: a kick by alternative username (bob's hash) goes to the
+    // admin socket at once, without a second probe.
+    let started = std::time::Instant::now();
+    let r = timeout(
+        T,
+        kicker.kick(KickCommand::kick_alt(b"user_director_hash", b"2677887420")),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!((r.count, r.ignored), (Some(1), 0));
+    assert!(started.elapsed() < director::kick::login_mode::PROBE_TIMEOUT);
+    assert_eq!(admin.lock().unwrap().len(), 4, "a second admin kick");
+
+    // No admin socket for alice's process: the kick is reported as ignored, not counted.
+    let r = timeout(T, kicker.kick(KickCommand::kick(b"alice")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((r.count, r.ignored), (Some(0), 1));
 }
 
 #[tokio::test]
@@ -168,7 +290,9 @@ async fn drop_and_garbage_fail_the_kick_and_reconnect() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("anvil");
     let log = fake_anvil(UnixListener::bind(&path).unwrap(), |cmd| {
-        if cmd.ends_with("\tdrop") {
+        if cmd == "CONNECT-DUMP" {
+            Some("\n\n".into())
+        } else if cmd.ends_with("\tdrop") {
             None
         } else if cmd.ends_with("\tjunk") {
             Some("+1\n".into())
@@ -189,7 +313,7 @@ async fn drop_and_garbage_fail_the_kick_and_reconnect() {
         .await
         .unwrap();
     assert_eq!(r.unwrap().count, Some(3));
-    assert_eq!(log.lock().unwrap().len(), 3);
+    assert_eq!(log.lock().unwrap().len(), 6, "a dump and a kick each time");
 }
 
 #[tokio::test]

@@ -41,7 +41,7 @@ fn peek(w: &World, node: usize, hash: u32) -> Option<(IpAddr, bool)> {
     }
 }
 
-/// Whether `node` has a move or kill of `hash` in progress.
+/// Whether `node` has `hash` in a move (its kill protocol is running).
 fn moving(w: &World, node: usize, hash: u32) -> bool {
     let Some(ring) = w.nodes[node].ring.as_ref() else {
         return false;
@@ -86,17 +86,15 @@ fn login(w: &mut World, node: usize, hash: u32) {
         if !o.is_synced() || o.directory().hosts_hash() != hash_hosts {
             continue;
         }
-        // A user being moved there (USER-MOVE seen, kill round running) may still be routed
-        // to its old host by a director the USER-MOVE has not reached yet; that director
-        // kicks the session when it arrives, as real directors do.
-        if moving(w, other, hash) {
-            continue;
-        }
         // A hung director routes nothing; its state is checked once it runs again.
         if !w.usable(other) {
             continue;
         }
         match peek(w, other, hash) {
+            // A move in flight: the other director already has the new host while this
+            // one has not heard the USER-MOVE yet; its session is kicked when it does
+            // (KICK-DIRECTOR-HASH except the new host), so this is no lasting split.
+            _ if moving(w, other, hash) => {}
             Some((theirs, true))
                 if theirs != ip && had_entry && !w.stats.timed_out_users.contains(&hash) =>
             {

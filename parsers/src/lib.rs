@@ -20,6 +20,7 @@ pub mod flush;
 pub mod framing;
 pub mod ip;
 pub mod ipc;
+pub mod master_admin;
 pub mod notify;
 pub mod passdb;
 pub mod ring;

@@ -12,12 +12,11 @@ use director_parsers::admin::{
     RingStatus, Status, UserArg, UserCurrent, UserEntry, UserLookup,
 };
 use director_parsers::ip::ip_to_string;
-use director_parsers::ipc::KickCommand;
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use super::events::AdminReply;
-use super::moves::status;
+use super::moves::{status, AdminKick};
 use super::owner::{resolve, KnownDirector, Owner};
 use crate::state::{HostSetOutcome, Tag, UpDownOutcome, UserMoveOutcome};
 
@@ -35,7 +34,7 @@ impl Owner {
         // Set by changes whose OK waits for the next ring sync.
         let mut post_sync = false;
         if let Some(st) = self.ring_admin(&request) {
-            if st == Status::Ok {
+            if st == Status::Ok && super::ringsync::is_post_sync(&request) {
                 self.ring_post_sync(status(st), reply);
             } else {
                 let _ = reply.send(status(st));
@@ -98,6 +97,19 @@ impl Owner {
                 }
                 Err(_) => status(Status::NotFound),
             },
+            Request::HostFlush { ip: None } if self.ring.is_some() => {
+                // Every host flushed over the ring (HOST-FLUSH each), OK at once.
+                let ips: Vec<IpAddr> = self.dir.host_list().map(|h| h.ip).collect();
+                let n: u32 = self.dir.host_list().map(|h| h.user_count).sum();
+                for ip in ips {
+                    self.flush_host(ip);
+                }
+                warn!(
+                    "Flushed all backend hosts with {n} users. This is an unsafe \
+                     operation and may cause the same users to end up in multiple backends."
+                );
+                status(Status::Ok)
+            }
             Request::HostFlush { ip } => match self.dir.host_flush(ip) {
                 Ok(n) => {
                     post_sync = ip.is_some();
@@ -157,7 +169,7 @@ impl Owner {
                 }
             }
             Request::UserKick { user, nowait } => {
-                self.admin_kick(KickCommand::kick(&user), nowait, reply);
+                self.admin_kick(AdminKick::User(user), nowait, reply);
                 return;
             }
             Request::UserKickAlt {
@@ -165,7 +177,7 @@ impl Owner {
                 value,
                 nowait,
             } => {
-                self.admin_kick(KickCommand::kick_alt(&field, &value), nowait, reply);
+                self.admin_kick(AdminKick::Alt { field, value }, nowait, reply);
                 return;
             }
             Request::DirectorList => match &self.ring {

@@ -10,11 +10,13 @@ use std::path::PathBuf;
 use director_parsers::ipc::IpcRequest;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::error;
+use tracing::{error, info, warn};
 
 use super::events::{Event, OwnerHandle};
 use crate::config::Config;
-use crate::kick::{Backend, DovecotVersion, KickError, KickHandle, KickResult, KickSink};
+use crate::kick::{
+    admin_sockets_reachable, Backend, DovecotVersion, KickError, KickHandle, KickResult, KickSink,
+};
 use crate::username_hash::UsernameHash;
 
 /// The owner's side: queue a kick command.
@@ -95,6 +97,11 @@ async fn run(
     shutdown: CancellationToken,
 ) {
     let mut kicker: Option<KickHandle<OwnerSink>> = None;
+    // Checked once: at start-up if Dovecot's anvil is already there, else at the first kick.
+    let mut checked = false;
+    if let Some(s) = &sockets {
+        checked = check_kick_reach(s.resolve());
+    }
     loop {
         let (token, req) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -110,6 +117,9 @@ async fn run(
         if kicker.is_none() {
             kicker = sockets.as_ref().and_then(|s| {
                 let backend = s.resolve()?;
+                if !checked {
+                    checked = check_kick_reach(Some(backend.clone()));
+                }
                 Some(backend.spawn_with(s.hasher.clone()))
             });
         }
@@ -127,4 +137,32 @@ async fn run(
             return;
         }
     }
+}
+
+/// The start-up check of `dovecot-2.4.md` §6.4, logged once: with anvil, sessions of login
+/// services in 2.4's default mode can only be kicked through the processes' admin sockets.
+/// False (check again later) while the anvil socket does not exist yet.
+fn check_kick_reach(backend: Option<Backend>) -> bool {
+    let Some(Backend::Anvil(anvil)) = backend else {
+        return backend.is_some();
+    };
+    if !anvil.exists() {
+        return false;
+    }
+    match admin_sockets_reachable(&anvil) {
+        Ok(()) => info!(
+            "anvil: kicks go to {}; sessions of login services in Dovecot 2.4's default login \
+             mode (restart_request_count = 1), which ignore anvil's kicks, are kicked through \
+             srv.<service>/<pid> beside it",
+            anvil.display()
+        ),
+        Err(e) => warn!(
+            "anvil: kicks go to {}, but {e}: sessions of login services in Dovecot 2.4's \
+             default login mode (restart_request_count = 1) cannot be kicked, since their \
+             processes ignore anvil's kicks; set `restart_request_count = unlimited` in every \
+             login service (contrib/dovecot-2.4/README.md)",
+            anvil.display()
+        ),
+    }
+    true
 }

@@ -158,7 +158,6 @@ pub async fn start(config: Config) -> io::Result<RunningDaemon> {
     let ipc = ipc::spawn(&config, owner.clone(), shutdown.clone(), &tracker);
     let mut state = state;
     if let (Some(rc), Some((me, listener))) = (&config.ring, ring_listener) {
-        let dir = state.dir.clone();
         let servers: Vec<crate::ring::DirAddr> = rc
             .servers
             .iter()
@@ -171,18 +170,21 @@ pub async fn start(config: Config) -> io::Result<RunningDaemon> {
             tracker.clone(),
             shutdown.clone(),
         );
-        let mut core = crate::ring::Ring::new(crate::ring::DirAddr::new(me.0, me.1), &servers, dir);
-        core.set_ping_timeouts(
-            config.director.ping_idle_timeout.as_millis() as u64,
-            config.director.ping_max_timeout.as_millis() as u64,
-        );
         state = state.with_ring(ringside::RingSide {
             me,
             net,
             sync: ringsync::SyncState::default(),
-            core,
+            core: crate::ring::Ring::new_lent(crate::ring::DirAddr::new(me.0, me.1), &servers)
+                .with_move_settings(
+                    config.director.user_kick_delay.as_millis() as u64,
+                    !config.director.flush_socket.is_empty(),
+                )
+                .with_ping_timeouts(
+                    config.director.ping_idle_timeout.as_millis() as u64,
+                    config.director.ping_max_timeout.as_millis() as u64,
+                ),
             timer_at_ms: None,
-            dir_stale: false,
+            in_followup: false,
         });
         let span = tracing::info_span!("listener", name = "ring");
         tracker.spawn(

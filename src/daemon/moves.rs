@@ -6,6 +6,11 @@
 //! `src/director/director.c` and the HOST-RESET-USERS walk of `doveadm-connection.c`. The
 //! [`crate::state::Directory`] holds the move states; this file owns the timers (30 s move
 //! timeout, kick delay), the ipc kick accounting and the throttled admin commands.
+//!
+//! A ring director's moves run in the ring state machine instead (USER-MOVE and the kill
+//! protocol, `ring-protocol.md` §8.3): HOST-RESET-USERS starts them there, admin kicks go
+//! to the ring as USER-KICK / USER-KICK-ALT, and only the flush program and the ipc kicks
+//! the ring asks for run here.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -39,10 +44,24 @@ enum KickPurpose {
     Ring(u32),
 }
 
+/// What doveadm USER-KICK / USER-KICK-ALT asks to kick.
+#[derive(Debug, Clone)]
+pub(super) enum AdminKick {
+    /// USER-KICK: sessions of a login name.
+    User(Vec<u8>),
+    /// USER-KICK-ALT: sessions whose passdb `user_*` field has a value.
+    Alt {
+        /// The field.
+        field: Vec<u8>,
+        /// Its value.
+        value: Vec<u8>,
+    },
+}
+
 /// A doveadm kick waiting for a free kick slot.
 #[derive(Debug)]
 struct DeferredKick {
-    request: IpcRequest,
+    kick: AdminKick,
     reply: oneshot::Sender<AdminReply>,
 }
 
@@ -116,26 +135,41 @@ impl Owner {
     /// when throttled, else deferred until a kick finishes.
     pub(super) fn admin_kick(
         &mut self,
-        command: KickCommand,
+        kick: AdminKick,
         nowait: bool,
         reply: oneshot::Sender<AdminReply>,
     ) {
         if self.moves.kicking() < self.settings.max_parallel_kicks as usize {
-            self.kick_now(command, reply);
+            self.kick_now(kick, reply);
         } else if nowait {
             let _ = reply.send(status(Status::TryAgain));
         } else {
-            self.moves.deferred_kicks.push_back(DeferredKick {
-                request: IpcRequest::proxy_all(command),
-                reply,
-            });
+            self.moves
+                .deferred_kicks
+                .push_back(DeferredKick { kick, reply });
         }
     }
 
-    fn kick_now(&mut self, command: KickCommand, reply: oneshot::Sender<AdminReply>) {
-        if !self.send_kick(command, KickPurpose::Admin) {
-            // Only at shutdown: the ipc task is gone.
-            error!("ipc: kick not sent (ipc client stopped)");
+    /// Kicks locally; a ring director also sends USER-KICK / USER-KICK-ALT to the ring (the
+    /// ring answers with the local kick as a [`crate::ring::RingEffect`]).
+    fn kick_now(&mut self, kick: AdminKick, reply: oneshot::Sender<AdminReply>) {
+        if self.ring.is_some() {
+            let cmd = match kick {
+                AdminKick::User(user) => crate::ring::AdminCmd::UserKick(user),
+                AdminKick::Alt { field, value } => {
+                    crate::ring::AdminCmd::UserKickAlt { field, value }
+                }
+            };
+            self.ring_handle(crate::ring::RingEvent::Admin(cmd));
+        } else {
+            let command = match &kick {
+                AdminKick::User(user) => KickCommand::kick(user),
+                AdminKick::Alt { field, value } => KickCommand::kick_alt(field, value),
+            };
+            if !self.send_kick(command, KickPurpose::Admin) {
+                // Only at shutdown: the ipc task is gone.
+                error!("ipc: kick not sent (ipc client stopped)");
+            }
         }
         // Dovecot answers OK without waiting for the kick's result (§6.11).
         let _ = reply.send(status(Status::Ok));
@@ -176,7 +210,7 @@ impl Owner {
                 break;
             };
             // Dovecot completes the kick even when doveadm went away meanwhile.
-            self.kick_now(d.request.command, d.reply);
+            self.kick_now(d.kick, d.reply);
         }
     }
 
@@ -213,8 +247,12 @@ impl Owner {
         self.continue_move(key, next);
     }
 
-    /// The flush program of a move finished.
+    /// The flush program of a move finished (a ring director's ring continues the move).
     pub(super) fn flush_done(&mut self, key: UserKey, success: bool) {
+        if self.ring.is_some() {
+            self.ring_handle(crate::ring::RingEvent::FlushDone { key, success });
+            return;
+        }
         let next = self.dir.flush_finished(key, success);
         self.continue_move(key, next);
     }
@@ -227,7 +265,11 @@ impl Owner {
                 let at = self.clock.now_ms() + self.settings.user_kick_delay_ms;
                 self.moves.delay_deadline.insert(key, at);
             }
-            AfterKill::Flush(job) => self.start_flush(job),
+            AfterKill::Flush(job) => {
+                if !self.start_flush(job) {
+                    self.flush_done(job.key, false);
+                }
+            }
             AfterKill::Gone => {
                 self.moves.move_deadline.remove(&key);
                 self.move_finished();
@@ -236,8 +278,8 @@ impl Owner {
     }
 
     /// Runs the flush in a helper task; it reports back with [`Event::FlushDone`]. The 30 s
-    /// move timer keeps running meanwhile.
-    fn start_flush(&mut self, job: FlushJob) {
+    /// move timer keeps running meanwhile. False if it could not start (shutting down).
+    pub(super) fn start_flush(&mut self, job: FlushJob) -> bool {
         let hostname = self.dir.host(job.new_ip).and_then(|h| h.hostname.clone());
         let req = FlushRequest {
             hash: job.key.hash,
@@ -247,8 +289,7 @@ impl Owner {
             old_vhost_count: job.old_host.vhost_count,
         };
         let Some(tx) = self.self_tx.clone() else {
-            self.flush_done(job.key, false);
-            return;
+            return false;
         };
         let base_dir = self.settings.base_dir.clone();
         let template = self.settings.flush_socket.clone();
@@ -259,10 +300,11 @@ impl Owner {
                 let _ = tx.send(Event::FlushDone { key, success }).await;
             }
         });
+        true
     }
 
     /// A move ended (normally or by timeout): waiting requests and resets may continue.
-    fn move_finished(&mut self) {
+    pub(super) fn move_finished(&mut self) {
         self.retry_delayed();
         self.continue_resets();
     }
@@ -329,8 +371,12 @@ impl Owner {
         self.continue_resets();
     }
 
-    /// Advances every reset job as far as the move limit allows.
-    fn continue_resets(&mut self) {
+    /// Advances every reset job as far as the move limit allows (a ring director's only
+    /// while the ring is synced).
+    pub(super) fn continue_resets(&mut self) {
+        if self.ring.as_ref().is_some_and(|r| !r.sync.synced) {
+            return;
+        }
         let mut jobs = std::mem::take(&mut self.moves.resets);
         let mut unfinished = VecDeque::new();
         while let Some(mut job) = jobs.pop_front() {
@@ -367,7 +413,7 @@ impl Owner {
             let ip = *ip;
             if *pos >= users.len() {
                 if job.kicked_any {
-                    let _ = self.dir.host_flush(Some(ip));
+                    self.flush_host(ip);
                 }
                 let elapsed = job.started.elapsed();
                 // Dovecot logs the running totals after each host.
@@ -395,9 +441,8 @@ impl Owner {
             match self.dir.choose(&tag, key.hash) {
                 Some(target) if target == ip => {}
                 Some(target) => {
-                    if let Some(started) = self.dir.start_move(key.hash, target, now, true) {
+                    if self.reset_move(key.hash, target, now) {
                         job.moved += 1;
-                        self.begin_move(started);
                     }
                 }
                 None => {
@@ -412,6 +457,34 @@ impl Owner {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Owner {
+    /// One HOST-RESET-USERS move: over the ring (USER-MOVE, our origin) or locally.
+    fn reset_move(&mut self, hash: u32, target: IpAddr, now: u64) -> bool {
+        if self.ring.is_some() {
+            let cmd = crate::ring::AdminCmd::ResetMove { hash, ip: target };
+            self.ring_handle(crate::ring::RingEvent::Admin(cmd));
+            return true;
+        }
+        match self.dir.start_move(hash, target, now, true) {
+            Some(started) => {
+                self.begin_move(started);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets a host's users (HOST-FLUSH): a ring director tells the ring.
+    pub(super) fn flush_host(&mut self, ip: IpAddr) {
+        if self.ring.is_some() {
+            let cmd = crate::ring::AdminCmd::HostFlush(ip);
+            self.ring_handle(crate::ring::RingEvent::Admin(cmd));
+        } else {
+            let _ = self.dir.host_flush(Some(ip));
         }
     }
 }

@@ -197,9 +197,6 @@ impl Owner {
     }
 
     fn apply(&mut self, ev: Event) {
-        if !matches!(ev, Event::Ring(super::ringnet::RingIo::Line { .. })) {
-            self.refresh_ring_dir();
-        }
         match ev {
             Event::HostRequest(req) => self.host_request(req),
             Event::NotifyRefresh { hash, line } => {

@@ -1,13 +1,12 @@
 //! Wiring of the ring state machine ([`crate::ring::Ring`]) into the state owner: ring I/O
 //! events become [`RingEvent`]s, and the returned [`RingEffect`]s are carried out (lines
-//! queued on connections, connects, closes, the ring's timer, log lines, sync state).
+//! queued on connections, connects, closes, the ring's timer, log lines, sync state, kicks,
+//! the flush program of moves we started).
 //!
-//! The ring owns the hosts and users: logins and admin changes go through it, and after
-//! every ring event the owner's directory is replaced by a copy of the ring's, which the
-//! read-only admin commands use (O(users) per event: fine for tests, to be replaced by reads
-//! from the ring). Kicks the ring asks for go to ipc; proxy-notify
-//! refreshes go to the ring ([`RingEvent::Refresh`]). Not wired yet: the flush program after
-//! moves.
+//! The owner keeps the one [`crate::state::Directory`] and lends it to the ring for every
+//! event ([`crate::ring::Ring::handle_in`], no copy), so admin reads, expiry and the
+//! HOST-RESET-USERS walk see and change the ring's state. Logins, admin changes, kicks and
+//! proxy-notify refreshes go through the ring, which tells the other directors.
 
 use std::collections::VecDeque;
 
@@ -30,8 +29,9 @@ impl Owner {
     /// events the effects cause (a full output buffer closes the connection).
     /// Returns the answers (`Routed`, `AdminDone`) among the effects.
     pub(super) fn ring_handle(&mut self, first: RingEvent) -> Vec<RingEffect> {
-        // Input lines leave the directory copy stale; the next other event refreshes it.
-        let copy_dir = !matches!(first, RingEvent::Line { .. });
+        let login = matches!(first, RingEvent::Login { .. });
+        let moving_before = self.dir.moving_count();
+        let changes_before = self.ring.as_ref().map_or(0, |r| r.core.state_changes());
         let mut answers = Vec::new();
         let mut events = VecDeque::from([first]);
         let mut rounds = 0;
@@ -45,7 +45,7 @@ impl Owner {
             let Some(ring) = self.ring.as_mut() else {
                 return answers;
             };
-            let effects = ring.core.handle(ev, now_ms);
+            let effects = ring.core.handle_in(&mut self.dir, ev, now_ms);
             for eff in effects {
                 match eff {
                     RingEffect::Routed { .. } | RingEffect::AdminDone(_) => answers.push(eff),
@@ -53,27 +53,38 @@ impl Owner {
                 }
             }
         }
-        let Some(ring) = self.ring.as_mut() else {
+        let Some(ring) = self.ring.as_ref() else {
             return answers;
         };
-        if copy_dir {
-            self.dir = ring.core.directory().clone();
-            ring.dir_stale = false;
-        } else {
-            ring.dir_stale = true;
-        }
-        let ring = self.ring.as_ref().expect("checked above");
         let (handshaked, synced) = (ring.core.is_handshaked(), ring.core.is_synced());
-        let hosts_hash = ring.core.directory().hosts_hash();
-        self.ring_state_changed(handshaked, synced, hosts_hash);
+        let changed = ring.core.state_changes() != changes_before;
+        self.ring_state_changed(handshaked, synced);
+        if !login && (changed || self.dir.moving_count() < moving_before) {
+            self.ring_followup(moving_before);
+        }
         answers
     }
 
-    /// Brings the owner's directory copy up to date after ring input lines.
-    pub(super) fn refresh_ring_dir(&mut self) {
-        if let Some(ring) = self.ring.as_mut().filter(|r| r.dir_stale) {
-            ring.dir_stale = false;
-            self.dir = ring.core.directory().clone();
+    /// After a ring event that changed something a queued request may wait for (a weak
+    /// user cleared, hosts changed, a move ended: Dovecot's state-change callback), retry
+    /// the queue; a finished move also lets HOST-RESET-USERS go on. Not re-entered from the
+    /// requests and moves it starts; never run per plain USER line, so a big handshake does
+    /// not retry the queue once per user.
+    fn ring_followup(&mut self, moving_before: usize) {
+        let Some(ring) = self.ring.as_mut() else {
+            return;
+        };
+        if ring.in_followup {
+            return;
+        }
+        ring.in_followup = true;
+        if self.dir.moving_count() < moving_before {
+            self.move_finished();
+        } else {
+            self.retry_delayed();
+        }
+        if let Some(ring) = self.ring.as_mut() {
+            ring.in_followup = false;
         }
     }
 
@@ -232,10 +243,31 @@ impl Owner {
                     events.push_back(RingEvent::KickDone { hash });
                 }
             }
-            RingEffect::KickUser(user) => {
-                let command = KickCommand::kick(&user);
+            RingEffect::KickHash { hash, except } => {
+                let command = KickCommand::KickDirectorHash {
+                    hash,
+                    except_ip: Some(except),
+                };
                 if !self.send_ring_kick(command, None) {
                     error!("ipc: kick not sent (ipc client stopped)");
+                }
+            }
+            RingEffect::KickUser(user) => {
+                if !self.send_ring_kick(KickCommand::kick(&user), None) {
+                    error!("ipc: kick not sent (ipc client stopped)");
+                }
+            }
+            RingEffect::KickAlt { field, value } => {
+                if !self.send_ring_kick(KickCommand::kick_alt(&field, &value), None) {
+                    error!("ipc: kick not sent (ipc client stopped)");
+                }
+            }
+            RingEffect::Flush(job) => {
+                if !self.start_flush(job) {
+                    events.push_back(RingEvent::FlushDone {
+                        key: job.key,
+                        success: false,
+                    });
                 }
             }
             RingEffect::Routed { .. } | RingEffect::AdminDone(_) => {}

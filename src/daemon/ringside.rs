@@ -3,8 +3,8 @@
 //!
 //! The accept filter of Dovecot's `director_client_connected()` (`src/director/main.c`) runs
 //! here, against the ring's current director list; everything else goes to the ring state
-//! machine through `ringcore.rs`. `last_failed` and ping times are not known to the owner yet
-//! and are listed as 0; handshake USER counts likewise.
+//! machine through `ringcore.rs`, which also keeps the counters listed here (failure marks,
+//! PING round trips, handshake USER counts, the last SYNC round's duration).
 
 use std::net::IpAddr;
 
@@ -33,10 +33,8 @@ pub struct RingSide {
     pub core: crate::ring::Ring,
     /// When the ring wants its timer event (clock ms).
     pub timer_at_ms: Option<u64>,
-    /// The owner's copy of the ring's directory is out of date (ring input lines change it
-    /// without refreshing the copy: a million handshake users must not copy a million
-    /// users each).
-    pub dir_stale: bool,
+    /// The owner's after-event follow-up (retries, resets) is running: no re-entry.
+    pub in_followup: bool,
 }
 
 impl Owner {
@@ -73,12 +71,12 @@ impl Owner {
         let synced = ring.core.is_synced();
         let conn_line = |c: &crate::ring::ConnInfo, peer: Option<ConnPeer>| {
             let s = ring.net.stats(c.id.0).unwrap_or_default();
-            let users = u32::try_from(c.handshake_users).unwrap_or(u32::MAX);
+            let cs = ring.core.conn_stats(c.id).unwrap_or_default();
             let status = if !c.handshaked {
                 if c.incoming {
-                    ConnStatus::HandshakingReceived(users)
+                    ConnStatus::HandshakingReceived(cs.users_received)
                 } else {
-                    ConnStatus::HandshakingSent(users)
+                    ConnStatus::HandshakingSent(cs.users_sent)
                 }
             } else if synced {
                 ConnStatus::Synced
@@ -88,7 +86,7 @@ impl Owner {
             Reply::Director(DirectorLine::Conn(DirectorConn {
                 peer,
                 status,
-                ping_ms: u32::try_from(c.last_ping_ms).unwrap_or(u32::MAX),
+                ping_ms: cs.ping_ms,
                 bytes_in: s.bytes_in,
                 bytes_out: s.bytes_out,
                 buffered: s.buffered,
@@ -118,7 +116,7 @@ impl Owner {
                     ip: addr.ip,
                     port: addr.port,
                     kind,
-                    last_failed: 0,
+                    last_failed: ring.core.last_failed(addr) as i64,
                 };
                 lines.push(conn_line(c, Some(peer)));
             }
@@ -136,10 +134,10 @@ impl Owner {
                 ip: addr.ip,
                 port: addr.port,
                 kind,
-                last_failed: 0,
+                last_failed: ring.core.last_failed(addr) as i64,
                 local: (addr == me).then_some(LocalStatus {
                     ring: ring_status(&ring.sync, now),
-                    last_sync_ms: 0,
+                    last_sync_ms: ring.core.last_sync_ms(),
                 }),
             })));
         }

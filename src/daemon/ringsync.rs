@@ -39,6 +39,21 @@ struct Parked {
     deadline_ms: u64,
 }
 
+/// Dovecot's `DOVEADM_DIRECTOR_CMD_RET_RING_SYNC_OK`: changes whose `OK` waits for the
+/// ring to sync again (not DIRECTOR-ADD, an all-hosts HOST-FLUSH or the USER commands).
+pub(super) fn is_post_sync(r: &Request) -> bool {
+    matches!(
+        r,
+        Request::DirectorRemove { .. }
+            | Request::HostSet { .. }
+            | Request::HostUpdate { .. }
+            | Request::HostUp { .. }
+            | Request::HostDown { .. }
+            | Request::HostRemove { .. }
+            | Request::HostFlush { ip: Some(_) }
+    )
+}
+
 /// Dovecot's PRE-SYNC flag: commands that are run only on a synced ring.
 fn is_pre_sync(r: &Request) -> bool {
     matches!(
@@ -91,9 +106,9 @@ impl Owner {
         }
     }
 
-    /// The ring's handshaked/synced state changed. `hosts_hash` is logged when delayed
-    /// requests continue. Becoming synced retries the delayed requests.
-    pub(super) fn ring_state_changed(&mut self, handshaked: bool, synced: bool, hosts_hash: u32) {
+    /// The ring's handshaked/synced state (maybe) changed. Becoming synced retries the
+    /// delayed requests.
+    pub(super) fn ring_state_changed(&mut self, handshaked: bool, synced: bool) {
         let now = self.clock.now_secs();
         let Some(ring) = self.ring.as_mut() else {
             return;
@@ -111,6 +126,8 @@ impl Owner {
         if synced && !sync.synced {
             sync.warning_at_ms = None;
             if sync.warning_sent {
+                // O(hosts): only for this line, not per ring event.
+                let hosts_hash = self.dir.hosts_hash();
                 warn!(
                     "Ring is synced, continuing delayed requests \
                      (syncing took {} secs, hosts_hash={hosts_hash})",
@@ -127,6 +144,8 @@ impl Owner {
         }
         if retry {
             self.retry_delayed();
+            // A paused HOST-RESET-USERS resumes only on a synced ring.
+            self.continue_resets();
             let parked = self
                 .ring
                 .as_mut()

@@ -7,6 +7,11 @@
 //! whose backend is not the excepted one. Anvil answers bare counts and drops the
 //! connection on any error, so kicks run one at a time on one connection, which is opened
 //! (with its handshake) on the first kick and after any failure.
+//!
+//! Every kick starts with a `CONNECT-DUMP` to know the sessions it targets, because a
+//! count from anvil is no proof (§6.4): [`super::login_mode`] checks the first kicks of
+//! each login service and kicks the sessions of services in 2.4's default login mode
+//! through their processes' admin sockets. The result's count is sessions really ended.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -21,6 +26,7 @@ use tokio::sync::mpsc;
 
 use super::conn::{LineConn, LineError};
 use super::handle::{Job, KickError, KickHandle, KickOutcome, KickResult, KickSink};
+use super::login_mode::{LoginModes, Mode, PROBE_STEP, PROBE_TIMEOUT};
 use crate::username_hash::UsernameHash;
 
 /// A kick (with its dump and every per-session kick) that takes longer is abandoned and the
@@ -49,10 +55,11 @@ async fn run<S: KickSink>(
     mut rx: mpsc::UnboundedReceiver<Job<S>>,
 ) {
     let mut conn: Option<LineConn> = None;
+    let mut modes = LoginModes::default();
     while let Some(job) = rx.recv().await {
         let result = tokio::time::timeout(
             ANVIL_KICK_TIMEOUT,
-            kick(&path, &hasher, &mut conn, &job.cmd),
+            kick(&path, &hasher, &mut conn, &mut modes, &job.cmd),
         )
         .await
         .unwrap_or_else(|_| {
@@ -70,14 +77,22 @@ async fn kick(
     path: &Path,
     hasher: &UsernameHash,
     conn: &mut Option<LineConn>,
+    modes: &mut LoginModes,
     cmd: &KickCommand,
 ) -> KickResult {
     if conn.is_none() {
         *conn = Some(connect(path).await?);
+        modes.reset();
     }
     let Some(c) = conn.as_mut() else {
         return Err(KickError::ConnectFailed);
     };
+    // The sessions the command is meant to end, to check afterwards that they did end.
+    let (header, sessions) = dump(c).await?;
+    let targets: Vec<ConnectDumpSession> = sessions
+        .into_iter()
+        .filter(|s| targets(hasher, &header, s, cmd))
+        .collect();
     let mut total = 0u32;
     match cmd {
         KickCommand::Kick { users } => {
@@ -99,23 +114,80 @@ async fn kick(
                 total = total.saturating_add(request(c, &req).await?);
             }
         }
-        KickCommand::KickDirectorHash { hash, except_ip } => {
-            for session in dump(c).await? {
-                if !matches(hasher, &session, *hash, *except_ip) {
-                    continue;
-                }
+        KickCommand::KickDirectorHash { .. } => {
+            for session in &targets {
                 let req = AnvilRequest::KickUser {
-                    user: session.user,
-                    conn_guid: Some(session.conn_guid),
+                    user: session.user.clone(),
+                    conn_guid: Some(session.conn_guid.clone()),
                 };
                 total = total.saturating_add(request(c, &req).await?);
             }
         }
     }
+    // Sessions of services known to ignore anvil, plus those the probe finds still there.
+    let mut stayed: Vec<&ConnectDumpSession> = targets
+        .iter()
+        .filter(|s| modes.get(&s.service.unescaped()) == Some(Mode::IgnoresAnvil))
+        .collect();
+    let probed = modes.unknown(&targets);
+    if total > 0 && !probed.is_empty() {
+        let left = probe(c, &probed).await?;
+        modes.learn(&probed, &left);
+        stayed.extend(left);
+    }
+    let fallback = modes.fallback(path, &stayed).await;
+    let count = total
+        .saturating_sub(fallback.handled)
+        .saturating_add(fallback.kicked);
     Ok(KickOutcome {
-        count: Some(total),
-        data: total.to_string(),
+        count: Some(count),
+        data: count.to_string(),
+        ignored: fallback.ignored,
     })
+}
+
+/// Dump again until none of `probed` is listed, for at most [`PROBE_TIMEOUT`]; returns
+/// those still listed.
+async fn probe<'a>(
+    c: &mut LineConn,
+    probed: &[&'a ConnectDumpSession],
+) -> Result<Vec<&'a ConnectDumpSession>, KickError> {
+    let deadline = tokio::time::Instant::now() + PROBE_TIMEOUT;
+    loop {
+        let (_, now) = dump(c).await?;
+        let left: Vec<&ConnectDumpSession> = probed
+            .iter()
+            .copied()
+            .filter(|p| now.iter().any(|s| s.conn_guid == p.conn_guid))
+            .collect();
+        if left.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(left);
+        }
+        tokio::time::sleep(PROBE_STEP).await;
+    }
+}
+
+/// Whether `session` is one that `cmd` is meant to end.
+fn targets(
+    hasher: &UsernameHash,
+    header: &ConnectDumpHeader,
+    session: &ConnectDumpSession,
+    cmd: &KickCommand,
+) -> bool {
+    match cmd {
+        KickCommand::Kick { users } => users
+            .iter()
+            .any(|u| u.unescaped() == session.user.unescaped()),
+        KickCommand::KickAlt { field, values } => header
+            .alt_fields
+            .iter()
+            .position(|f| f.unescaped() == field.unescaped())
+            .and_then(|i| session.alt_values.get(i))
+            .is_some_and(|v| values.iter().any(|want| want.unescaped() == v.unescaped())),
+        KickCommand::KickDirectorHash { hash, except_ip } => {
+            matches(hasher, session, *hash, *except_ip)
+        }
+    }
 }
 
 /// Whether a dumped session is one `KICK-DIRECTOR-HASH <hash> [<except_ip>]` would close.
@@ -172,19 +244,20 @@ async fn request(c: &mut LineConn, req: &AnvilRequest) -> Result<u32, KickError>
     })
 }
 
-/// `CONNECT-DUMP`: every session anvil knows.
-async fn dump(c: &mut LineConn) -> Result<Vec<ConnectDumpSession>, KickError> {
+/// `CONNECT-DUMP`: the alternative field names and every session anvil knows.
+async fn dump(c: &mut LineConn) -> Result<(ConnectDumpHeader, Vec<ConnectDumpSession>), KickError> {
     let mut line = Vec::new();
     AnvilRequest::ConnectDump.encode(&mut line);
     c.queue(&line);
     let header = c.next_line().await.map_err(lost)?;
-    // The header only names the alternative fields; nothing here needs them.
-    let _ = ConnectDumpHeader::parse(&header);
+    let header = ConnectDumpHeader::parse(&header).unwrap_or(ConnectDumpHeader {
+        alt_fields: Vec::new(),
+    });
     let mut sessions = Vec::new();
     loop {
         let line = c.next_line().await.map_err(lost)?;
         if line.is_empty() {
-            return Ok(sessions);
+            return Ok((header, sessions));
         }
         if sessions.len() >= MAX_DUMP_SESSIONS {
             tracing::error!("anvil: CONNECT-DUMP lists too many sessions");

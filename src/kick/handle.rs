@@ -17,6 +17,9 @@ pub struct KickOutcome {
     pub count: Option<u32>,
     /// The reply's data as received (the text after `+`; anvil's bare count).
     pub data: String,
+    /// Sessions acknowledged as kicked that carry on (anvil only: a login service in 2.4's
+    /// default mode whose admin socket was out of reach; `dovecot-2.4.md` §6.4).
+    pub ignored: u32,
 }
 
 /// Why a kick failed. The `Display` texts are the ones Dovecot's ipc client hands the

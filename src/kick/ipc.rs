@@ -94,6 +94,7 @@ async fn reply_line<S: KickSink>(line: &[u8], pending: &mut VecDeque<Replier<S>>
             let outcome = KickOutcome {
                 count: reply.kicked_count(),
                 data: text[1..].to_string(),
+                ignored: 0,
             };
             if let Some(r) = pending.pop_front() {
                 r.finish(Ok(outcome)).await;

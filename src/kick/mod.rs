@@ -10,15 +10,18 @@
 //!   task behind it. [`KickHandle::send`] never waits, so the owner can call it.
 //! * [`flush::FlushRunner`] runs the flush program for one move.
 
+mod admin_socket;
 pub mod anvil;
 mod conn;
 pub mod flush;
 mod flush_target;
 mod handle;
 pub mod ipc;
+pub mod login_mode;
 
 use std::path::{Path, PathBuf};
 
+pub use admin_socket::admin_sockets_reachable;
 pub use anvil::{spawn_anvil, spawn_anvil_with};
 pub use director_parsers::ipc::KickCommand;
 pub use flush_target::{FlushConfigError, FlushTarget, FlushTemplate};

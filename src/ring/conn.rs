@@ -37,10 +37,6 @@ pub struct ConnInfo {
     pub role: ConnRole,
     /// Both DONEs exchanged.
     pub handshaked: bool,
-    /// Handshake users received (incoming) or sent (outgoing), for `DIRECTOR-LIST`.
-    pub handshake_users: u64,
-    /// Round trip of the last answered PING (ms).
-    pub last_ping_ms: u64,
 }
 
 /// Protocol state of one connection.
@@ -83,12 +79,8 @@ pub(super) struct Conn {
     pub synced: bool,
     /// Handshake users still to send (outgoing side, §4.6).
     pub users_out: Option<UserSend>,
-    /// Handshake users sent so far.
-    pub users_sent: u64,
-    /// Handshake users received so far.
-    pub users_received: u64,
-    /// Round trip of the last answered PING (ms).
-    pub last_ping_ms: u64,
+    /// `DIRECTOR-LIST` counters.
+    pub stats: super::stats::ConnStats,
 }
 
 /// What a connection's `to_ping` timer does when it fires.
@@ -153,9 +145,7 @@ impl Conn {
             me_ms: 0,
             synced: false,
             users_out: None,
-            users_sent: 0,
-            users_received: 0,
-            last_ping_ms: 0,
+            stats: Default::default(),
         }
     }
 
@@ -171,12 +161,6 @@ impl Conn {
             peer: self.peer,
             role: self.role,
             handshaked: self.done,
-            handshake_users: if self.incoming {
-                self.users_received
-            } else {
-                self.users_sent
-            },
-            last_ping_ms: self.last_ping_ms,
         }
     }
 }
@@ -305,7 +289,7 @@ impl Ring {
         batch.next = end;
         let more = batch.next < batch.keys.len();
         let c = self.conns.get_mut(&id).expect("checked above");
-        c.users_sent += sent;
+        c.stats.users_sent = c.stats.users_sent.saturating_add(sent);
         if more {
             c.users_out = Some(batch);
             self.out.push(RingEffect::WantWritable { conn: id });

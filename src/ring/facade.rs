@@ -62,6 +62,17 @@ pub struct Ring {
     pub(super) ping_idle_ms: u64,
     /// `director_ping_max_timeout` (ms).
     pub(super) ping_max_ms: u64,
+    /// `director_user_kick_delay` (ms).
+    pub(super) kick_delay_ms: u64,
+    /// `director_flush_socket` is set: moves we start run it ([`RingEffect::Flush`]).
+    pub(super) flush_configured: bool,
+    /// When our last SYNC round started, and how long the last one that synced took (ms).
+    pub(super) sync_started_ms: u64,
+    pub(super) last_sync_ms: u32,
+    /// Connections created so far (numbers them for [`Ring::connections`]).
+    pub(super) conns_created: u64,
+    /// See [`Ring::state_changes`].
+    pub(super) state_changes: u64,
 }
 
 impl Ring {
@@ -97,7 +108,40 @@ impl Ring {
             move_deadlines: BTreeMap::new(),
             ping_idle_ms: 30_000,
             ping_max_ms: 60_000,
+            kick_delay_ms: super::moves::KICK_DELAY_MS,
+            flush_configured: false,
+            sync_started_ms: 0,
+            last_sync_ms: 0,
+            conns_created: 0,
+            state_changes: 0,
         }
+    }
+
+    /// `director_user_kick_delay` and whether a flush program is configured.
+    pub fn with_move_settings(mut self, kick_delay_ms: u64, flush_configured: bool) -> Self {
+        self.kick_delay_ms = kick_delay_ms;
+        self.flush_configured = flush_configured;
+        self
+    }
+
+    /// A ring whose [`Directory`] the caller keeps and lends to every [`Ring::handle_in`]
+    /// (the daemon's state owner): one directory, never copied.
+    pub fn new_lent(me: DirAddr, servers: &[DirAddr]) -> Self {
+        Ring::new(me, servers, Directory::new(Vec::new(), 0))
+    }
+
+    /// [`Ring::handle`] on the caller's directory: it is swapped in for the event and back
+    /// out afterwards (O(1)), so the caller's reads and writes between events are the ring's.
+    pub fn handle_in(
+        &mut self,
+        dir: &mut Directory,
+        event: RingEvent,
+        now_ms: u64,
+    ) -> Vec<RingEffect> {
+        std::mem::swap(&mut self.dir, dir);
+        let out = self.handle(event, now_ms);
+        std::mem::swap(&mut self.dir, dir);
+        out
     }
 
     /// Our own ring address.
@@ -105,9 +149,15 @@ impl Ring {
         self.peers.me
     }
 
-    /// The hosts and users.
+    /// The hosts and users (of a ring built with [`Ring::new`]; a lent ring's is empty).
     pub fn directory(&self) -> &Directory {
         &self.dir
+    }
+
+    /// Counts changes that may let a waiting login through (hosts or the ring changed, a
+    /// weak user became normal); a moving user's end shows in the directory's move count.
+    pub fn state_changes(&self) -> u64 {
+        self.state_changes
     }
 
     /// The first ring sync completed (or we decided we are alone).
@@ -130,9 +180,11 @@ impl Ring {
         self.ring_min_version
     }
 
-    /// Every connection, in id order.
+    /// Every connection, oldest first (Dovecot's order in `DIRECTOR-LIST`).
     pub fn connections(&self) -> Vec<ConnInfo> {
-        self.conns.values().map(Conn::info).collect()
+        let mut conns: Vec<&Conn> = self.conns.values().collect();
+        conns.sort_by_key(|c| c.stats.created);
+        conns.into_iter().map(Conn::info).collect()
     }
 
     /// Peer of the left connection.
@@ -180,6 +232,7 @@ impl Ring {
             }
             RingEvent::Refresh { hash } => self.notify_refresh(hash),
             RingEvent::KickDone { hash } => self.kick_done(hash),
+            RingEvent::FlushDone { key, success } => self.flush_done(key, success),
             RingEvent::Shutdown => self.shutdown(),
         }
         self.in_batch = false;
@@ -326,6 +379,7 @@ impl Ring {
             let mut c = Conn::new(id, true, None, self.now_ms);
             c.remote_ip = Some(peer_ip);
             self.conns.insert(id, c);
+            self.conn_created(id);
             self.log(
                 LogLevel::Info,
                 format!(
@@ -460,9 +514,6 @@ impl Ring {
                 if !incoming {
                     self.protocol_error(id, name, &format!("Unknown command {name}"), line);
                 } else {
-                    if let Some(c) = self.conns.get_mut(&id) {
-                        c.users_received += 1;
-                    }
                     self.on_handshake_user(id, u);
                 }
             }

@@ -131,6 +131,10 @@ impl Ring {
             None => {
                 let r = self.dir.host_set(ip, Some(&tag), Some(vhosts), now);
                 debug_assert_eq!(r, HostSetOutcome::Ok);
+                // Only a new host takes the sender's hostname, as in Dovecot.
+                if let Some(name) = &h.hostname {
+                    let _ = self.dir.set_host_hostname(ip, name);
+                }
                 if down {
                     self.dir.host_set_down(ip, true, ts);
                 }

@@ -28,10 +28,11 @@ pub(super) fn secs3(ms: u64) -> String {
 }
 
 impl Ring {
-    /// Sets the PONG waits (`director_ping_idle_timeout`, `director_ping_max_timeout`).
-    pub fn set_ping_timeouts(&mut self, idle_ms: u64, max_ms: u64) {
+    /// With these PONG waits (`director_ping_idle_timeout`, `director_ping_max_timeout`, ms).
+    pub fn with_ping_timeouts(mut self, idle_ms: u64, max_ms: u64) -> Self {
         self.ping_idle_ms = idle_ms.max(1);
         self.ping_max_ms = max_ms.max(1);
+        self
     }
 
     /// (Re)starts a connection's handshake timer.
@@ -81,11 +82,16 @@ impl Ring {
         }
     }
 
-    /// The earliest per-connection deadline.
+    /// The earliest per-connection deadline. A connection waiting for its CONNECT close
+    /// only has that one: its other timers are not served, and a past deadline that is never
+    /// served would keep the ring's timer from being re-armed.
     pub(super) fn next_conn_deadline(&self) -> Option<u64> {
         self.conns
             .values()
-            .flat_map(|c| [c.close_at, c.to_ping.map(|t| t.at_ms), c.pong_at])
+            .flat_map(|c| match c.close_at {
+                Some(t) => [Some(t), None, None],
+                None => [None, c.to_ping.map(|t| t.at_ms), c.pong_at],
+            })
             .flatten()
             .min()
     }
@@ -153,7 +159,7 @@ impl Ring {
         } else {
             ("Handshaking DONE timed out", c.me_ms)
         };
-        let (sent, name) = (c.users_sent, self.conn_name(id));
+        let (sent, name) = (c.stats.users_sent, self.conn_name(id));
         let waited = self.now_ms.saturating_sub(since);
         self.log_error(format!(
             "director({name}): {what} ({} secs, {sent} USERs sent in handshake)",
@@ -185,6 +191,7 @@ impl Ring {
         }
         c.ping_outstanding = true;
         c.ping_sent_ms = now;
+        c.stats.ping_sent(now);
         c.to_ping = Some(ConnTimer::new(TimerKind::PingIdle, idle, now));
         c.pong_at = Some(now + max);
         let ping = Command::Ping(Pulse::Stats {
@@ -226,7 +233,7 @@ impl Ring {
             Some(c) if c.ping_outstanding => {
                 c.ping_outstanding = false;
                 c.pong_at = None;
-                c.last_ping_ms = now - c.ping_sent_ms;
+                c.stats.pong_received(now);
                 (std::mem::take(&mut c.verifying), now - c.ping_sent_ms)
             }
             _ => return,

@@ -8,14 +8,18 @@
 //!
 //! Layout: `peer` (director records, ring order), `conn` (per-connection handshake),
 //! `topology` (left/right, connect procedure, CONNECT, membership), `sync` (SYNC rounds),
-//! `hosts` (HOST/HOST-REMOVE/HOST-FLUSH), `users` (USER merge, weak users, moves, kicks),
-//! `timers` (timer dispatch, invariants), `facade` (event dispatch).
+//! `hosts` (HOST/HOST-REMOVE/HOST-FLUSH), `users` (USER merge, weak users, kicks), `moves`
+//! (USER-MOVE and the kill protocol),
+//! `liveness` (handshake timeouts, PING/PONG, socket failures), `timers` (timer dispatch,
+//! invariants), `facade` (event dispatch).
 
 mod conn;
 mod facade;
 mod hosts;
 mod liveness;
+mod moves;
 mod peer;
+mod stats;
 mod sync;
 mod timers;
 mod topology;
@@ -26,14 +30,16 @@ mod tests;
 #[cfg(test)]
 mod tests_live;
 #[cfg(test)]
+mod tests_moves;
+#[cfg(test)]
 mod tests_users;
 
 pub use conn::{ConnInfo, ConnRole};
 pub use facade::Ring;
-
 pub use peer::DirAddr;
+pub use stats::ConnStats;
 
-use crate::state::Tag;
+use crate::state::{FlushJob, Tag, UserKey};
 use std::net::IpAddr;
 
 /// Identifies one ring TCP connection. Ids the ring allocates for its own outgoing
@@ -114,8 +120,23 @@ pub enum AdminCmd {
         /// Target backend.
         ip: IpAddr,
     },
-    /// USER-KICK of a username.
+    /// HOST-RESET-USERS: move a user (not on `ip`) to `ip`, the host the hash ring picks
+    /// now, as if USER-MOVE'd from here (our origin, the kill protocol, our flush).
+    ResetMove {
+        /// Username hash.
+        hash: u32,
+        /// Target backend.
+        ip: IpAddr,
+    },
+    /// USER-KICK of a username: kick locally ([`RingEffect::KickUser`]) and tell the ring.
     UserKick(Vec<u8>),
+    /// USER-KICK-ALT: kick locally ([`RingEffect::KickAlt`]) and tell the ring.
+    UserKickAlt {
+        /// The passdb `user_*` field.
+        field: Vec<u8>,
+        /// Its value.
+        value: Vec<u8>,
+    },
     /// DIRECTOR-ADD.
     DirectorAdd(DirAddr),
     /// DIRECTOR-REMOVE.
@@ -199,6 +220,13 @@ pub enum RingEvent {
         /// Username hash.
         hash: u32,
     },
+    /// The flush program of a move we started finished (answers [`RingEffect::Flush`]).
+    FlushDone {
+        /// The moved user.
+        key: UserKey,
+        /// The program reported success (the move ends at once; else the kick delay).
+        success: bool,
+    },
     /// Shut down: QUIT every connection.
     Shutdown,
 }
@@ -270,8 +298,26 @@ pub enum RingEffect {
         /// Sessions on this backend stay.
         except: Option<IpAddr>,
     },
+    /// Kick local sessions of a user hash except those on `except` without reporting back
+    /// (`USER-KICK-HASH`, a conflict's kick); unlike [`RingEffect::Kick`] no move waits on it.
+    KickHash {
+        /// Username hash.
+        hash: u32,
+        /// Sessions on this backend stay.
+        except: IpAddr,
+    },
     /// Kick local sessions of a username (`KICK`).
     KickUser(Vec<u8>),
+    /// Kick local sessions by an alternative username (`KICK-ALT <field> <value>`).
+    KickAlt {
+        /// The passdb `user_*` field.
+        field: Vec<u8>,
+        /// Its value.
+        value: Vec<u8>,
+    },
+    /// Run the flush program of a move we started (`director_flush_socket`); the daemon
+    /// answers with [`RingEvent::FlushDone`].
+    Flush(FlushJob),
     /// The answer to a [`RingEvent::Login`].
     Routed {
         /// Username hash.

@@ -35,6 +35,7 @@ impl Ring {
 
     /// RESYNC (§6.2): deferred to the end of the current event.
     pub(super) fn resync(&mut self) {
+        self.state_changes += 1;
         self.sync_seq += 1;
         if self.left.is_none() && self.right.is_none() {
             return;
@@ -75,6 +76,7 @@ impl Ring {
             self.dir.hosts_hash(),
         );
         self.last_sync_sent_ring_change_counter = self.ring_change_counter;
+        self.sync_round_started();
         self.log(
             LogLevel::Debug,
             format!(
@@ -154,6 +156,7 @@ impl Ring {
                     LogLevel::Debug,
                     format!("Ring is synced ({from} sent seq={seq}, hosts_hash={hash})"),
                 );
+                self.sync_round_finished();
                 self.set_synced();
             }
             return;

@@ -6,7 +6,7 @@ use super::*;
 
 /// A (127.0.0.1) paired with B (127.0.0.2): `c1` = B's connection to A (A's left), `c2` = A's
 /// connection to B (A's right), ring synced.
-fn paired_a() -> (Ring, ConnId, ConnId) {
+pub(super) fn paired_a() -> (Ring, ConnId, ConnId) {
     let mut a = lone_a();
     let c1 = ConnId(1);
     let peer_ip = ip("127.0.0.2");
@@ -67,30 +67,33 @@ fn conflicting_users_lower_ip_wins_and_everyone_hears_it() {
     assert_eq!(user_host(&a, 100), Some((ip("10.0.0.2"), t0, false)));
     // A new user: forwarded except to the sender (in a 2-ring: nobody).
     assert!(sent_np(&eff, c1).is_empty() && sent_np(&eff, c2).is_empty());
-    // A different host, not near expiry: the lower IP (the received one) wins.
-    // Known deviation: the spec stores the received (newer) timestamp T-50; we store now (T)
-    // because `state` can only refresh to the young end of its sorted list (see report).
-    let eff = line(&mut a, c1, &format!("USER\t100\t10.0.0.1\t{}", T - 50), T);
-    assert_eq!(user_host(&a, 100).unwrap().0, ip("10.0.0.1"));
+    // A different host, not near expiry: the lower IP (the received one) wins, and the
+    // received (newer) timestamp is stored, not now (§8.1 step 5).
+    let t1 = T - 50;
+    let eff = line(&mut a, c1, &format!("USER\t100\t10.0.0.1\t{t1}"), T);
+    assert_eq!(user_host(&a, 100), Some((ip("10.0.0.1"), t1, false)));
     for c in [c1, c2] {
         assert_eq!(
             sent_np(&eff, c),
             [
                 "USER-KICK-HASH\\t127.0.0.1\\t9090\\t1\\t100\\t10.0.0.1".to_string(),
-                format!("USER\\t100\\t10.0.0.1\\t{T}"),
+                format!("USER\\t100\\t10.0.0.1\\t{t1}"),
             ]
         );
     }
-    assert!(eff.contains(&RingEffect::Kick {
+    // The conflict's kick waits for nothing (unlike a move's kill).
+    assert!(eff.contains(&RingEffect::KickHash {
         hash: 100,
-        except: Some(ip("10.0.0.1"))
+        except: ip("10.0.0.1")
     }));
-    // The higher IP loses; our host goes back to everyone, including the sender.
-    let eff = line(&mut a, c2, &format!("USER\t100\t10.0.0.2\t{}", T - 40), T);
-    assert_eq!(user_host(&a, 100).unwrap().0, ip("10.0.0.1"));
-    assert!(sent_np(&eff, c2).contains(&format!("USER\\t100\\t10.0.0.1\\t{T}")));
+    // The higher IP loses; our host goes back to everyone, including the sender, with the
+    // newer timestamp the losing line carried.
+    let t2 = T - 40;
+    let eff = line(&mut a, c2, &format!("USER\t100\t10.0.0.2\t{t2}"), T);
+    assert_eq!(user_host(&a, 100), Some((ip("10.0.0.1"), t2, false)));
+    assert!(sent_np(&eff, c2).contains(&format!("USER\\t100\\t10.0.0.1\\t{t2}")));
     // The same USER again changes nothing and is not forwarded (b3e36790ca).
-    let eff = line(&mut a, c2, &format!("USER\t100\t10.0.0.1\t{}", T - 40), T);
+    let eff = line(&mut a, c2, &format!("USER\t100\t10.0.0.1\t{t2}"), T);
     assert!(sent_np(&eff, c1).is_empty() && sent_np(&eff, c2).is_empty());
 }
 

@@ -183,7 +183,7 @@ impl Ring {
             p.last_network_failure = None;
         }
         let c = &self.conns[&id];
-        let (ms, sent) = (self.now_ms - c.created_ms, c.users_sent);
+        let (ms, sent) = (self.now_ms - c.created_ms, c.stats.users_sent);
         let name = self.conn_name(id);
         let level = if ms >= HANDSHAKE_WARN_MS {
             LogLevel::Warning
@@ -336,6 +336,7 @@ impl Ring {
         self.conns
             .insert(id, Conn::new(id, false, Some(to), self.now_ms));
         self.set_handshake_timer(id, super::liveness::CONNECT_TIMEOUT_MS);
+        self.conn_created(id);
         let me = self.peers.me;
         self.log(
             LogLevel::Info,

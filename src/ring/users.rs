@@ -1,18 +1,13 @@
 //! Users over the ring (§4.6, §8): the refresh/merge rules with timestamps, lower-IP-wins
-//! conflicts, weak users, logins, moves with the USER-KILLED round, and kicks.
+//! conflicts, weak users, logins, kicks and the admin user commands (moves: `moves.rs`).
 
 use super::facade::Ring;
 use super::hosts::Seen;
 use super::peer::DirAddr;
 use super::{AdminCmd, AdminOutcome, ConnId, LogLevel, RingEffect, Routing, WaitReason};
-use crate::state::{KillState, Tag, UserKey, UserMoveOutcome};
+use crate::state::{Tag, UserKey, UserMoveOutcome};
 use director_parsers::ring::{Command, HandshakeUser, Origin};
 use std::net::IpAddr;
-
-/// A move that does not finish is dropped after this long (§8.3).
-const MOVE_TIMEOUT_MS: u64 = 30_000;
-/// `director_user_kick_delay`.
-const KICK_DELAY_MS: u64 = 2_000;
 
 /// What a merge did (§8.1).
 #[derive(Clone, Copy, Debug, Default)]
@@ -59,6 +54,7 @@ impl Ring {
             }
             if !weak {
                 self.dir.set_user_weak(key, false);
+                self.state_changes += 1;
                 m.changed = true;
             }
         } else if weak && !self.dir.is_recently_updated(&user, now) {
@@ -97,9 +93,9 @@ impl Ring {
                 except_ip: chosen,
             };
             self.broadcast(&kick, None);
-            self.out.push(RingEffect::Kick {
+            self.out.push(RingEffect::KickHash {
                 hash,
-                except: Some(chosen),
+                except: chosen,
             });
             m.changed = true;
         }
@@ -109,12 +105,10 @@ impl Ring {
             None => stored + (expire / 4).min(15) < ts,
         };
         if newer {
-            // The core's user list must stay in timestamp order and `refresh_user` appends at
-            // the young end, so the stored time is `now`, not the (slightly older) received
-            // one. Directors thus differ by the ring latency; see the report for the
-            // sorted-refresh method this needs from `state`.
-            let _ = ts;
-            self.dir.refresh_user(key, now, now);
+            // The received time, not now (§8.1 step 5), so every director stores the same
+            // timestamp. The entry goes to the young end, out of order if it is older than
+            // the tail (as in Dovecot); expiry copes with that.
+            self.dir.refresh_user(key, ts, now);
             m.changed = true;
         }
         m
@@ -167,6 +161,9 @@ impl Ring {
                 super::facade::CloseKind::Deliberate,
             );
             return;
+        }
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.stats.users_received += 1;
         }
         let t = u.timestamp.min(self.secs());
         let m = self.merge_user(u.hash, u.ip, Some(t), u.weak);
@@ -309,156 +306,6 @@ impl Ring {
         }
     }
 
-    /// USER-MOVE received (§8.3).
-    pub(super) fn on_user_move(&mut self, id: ConnId, origin: Origin, hash: u32, ip: IpAddr) {
-        let Seen::New(fwd) = self.seen_check(origin) else {
-            return;
-        };
-        if self.dir.host(ip).is_none() {
-            return;
-        }
-        let from = self.peer_of(id);
-        self.move_user(hash, ip, fwd, from, false);
-    }
-
-    /// Assign, broadcast USER-MOVE (before the kill: 3638fd7bb3), start the kill.
-    fn move_user(
-        &mut self,
-        hash: u32,
-        ip: IpAddr,
-        origin: Origin,
-        from: Option<DirAddr>,
-        ours: bool,
-    ) {
-        let now = self.secs();
-        let Some(started) = self.dir.start_move(hash, ip, now, ours) else {
-            return;
-        };
-        self.broadcast(&Command::UserMove { origin, hash, ip }, from);
-        if started.restarted {
-            return;
-        }
-        self.move_deadlines.insert(
-            (started.key.tag, started.key.hash),
-            self.now_ms + MOVE_TIMEOUT_MS,
-        );
-        if started.kick {
-            self.out.push(RingEffect::Kick {
-                hash,
-                except: Some(ip),
-            });
-        } else {
-            self.kill_finished(started.key);
-        }
-    }
-
-    /// The local kick of a moving user finished.
-    pub(super) fn kick_done(&mut self, hash: u32) {
-        for tag in 0..self.dir.tags().len() as u32 {
-            let key = UserKey { tag, hash };
-            if matches!(
-                self.dir.kill_state(key),
-                Some(KillState::Killing | KillState::NotifyReceived)
-            ) {
-                self.kill_finished(key);
-            }
-        }
-    }
-
-    fn kill_finished(&mut self, key: UserKey) {
-        let Some(info) = self.dir.move_info(key) else {
-            return;
-        };
-        let state = self.dir.kill_state(key);
-        match self.right {
-            None => self.flush_user(key),
-            Some(right) if info.self_initiated || state == Some(KillState::NotifyReceived) => {
-                self.send(right, &Command::UserKilled { hash: key.hash });
-                self.dir.set_kill_state(key, KillState::WaitingForEveryone);
-            }
-            Some(_) => {
-                self.dir.set_kill_state(key, KillState::WaitingForNotify);
-            }
-        }
-    }
-
-    /// No flush program here: go straight to the kick delay.
-    fn flush_user(&mut self, key: UserKey) {
-        if self.dir.set_kill_state(key, KillState::Delay) {
-            self.move_deadlines
-                .insert((key.tag, key.hash), self.now_ms + KICK_DELAY_MS);
-        }
-    }
-
-    pub(super) fn on_user_killed(&mut self, hash: u32) {
-        for tag in 0..self.dir.tags().len() as u32 {
-            let key = UserKey { tag, hash };
-            let Some(state) = self.dir.kill_state(key) else {
-                continue;
-            };
-            match state {
-                KillState::Killing => {
-                    self.dir.set_kill_state(key, KillState::NotifyReceived);
-                }
-                KillState::NotifyReceived => {}
-                KillState::WaitingForNotify => {
-                    if let Some(right) = self.right {
-                        self.send(right, &Command::UserKilled { hash });
-                    }
-                    self.dir.set_kill_state(key, KillState::WaitingForEveryone);
-                }
-                KillState::WaitingForEveryone => {
-                    self.flush_user(key);
-                    let origin = self.next_origin();
-                    self.broadcast(&Command::UserKilledEverywhere { origin, hash }, None);
-                }
-                KillState::Flushing | KillState::Delay | KillState::None => {
-                    let origin = self.next_origin();
-                    self.broadcast(&Command::UserKilledEverywhere { origin, hash }, None);
-                }
-            }
-        }
-    }
-
-    pub(super) fn on_user_killed_everywhere(&mut self, id: ConnId, origin: Origin, hash: u32) {
-        let Seen::New(fwd) = self.seen_check(origin) else {
-            return;
-        };
-        let from = self.peer_of(id);
-        for tag in 0..self.dir.tags().len() as u32 {
-            let key = UserKey { tag, hash };
-            if self.dir.kill_state(key) == Some(KillState::WaitingForEveryone) {
-                self.flush_user(key);
-                self.broadcast(&Command::UserKilledEverywhere { origin: fwd, hash }, from);
-            }
-        }
-    }
-
-    /// Deadlines of moving users: the kick delay ends the move, else the 30 s timeout.
-    pub(super) fn move_timers(&mut self) {
-        let now = self.now_ms;
-        let due: Vec<(u32, u32)> = self
-            .move_deadlines
-            .iter()
-            .filter(|(_, &t)| t <= now)
-            .map(|(k, _)| *k)
-            .collect();
-        for (tag, hash) in due {
-            self.move_deadlines.remove(&(tag, hash));
-            let key = UserKey { tag, hash };
-            if self.dir.kill_state(key) == Some(KillState::Delay) {
-                self.dir.move_delay_finished(key);
-            } else if let Some(state) = self.dir.move_timed_out(key) {
-                self.log_error(format!(
-                    "Finishing user {} move timed out, its state may now be inconsistent \
-                     (state={})",
-                    key.hash,
-                    state.name()
-                ));
-            }
-        }
-    }
-
     pub(super) fn on_user_kick(&mut self, id: ConnId, origin: Origin, username: Vec<u8>) {
         let Seen::New(fwd) = self.seen_check(origin) else {
             return;
@@ -484,10 +331,10 @@ impl Ring {
         let Seen::New(fwd) = self.seen_check(origin) else {
             return;
         };
-        self.log(
-            LogLevel::Debug,
-            format!("USER-KICK-ALT {}", String::from_utf8_lossy(&field)),
-        );
+        self.out.push(RingEffect::KickAlt {
+            field: field.clone(),
+            value: value.clone(),
+        });
         let from = self.peer_of(id);
         self.broadcast(
             &Command::UserKickAlt {
@@ -509,9 +356,9 @@ impl Ring {
         let Seen::New(fwd) = self.seen_check(origin) else {
             return;
         };
-        self.out.push(RingEffect::Kick {
+        self.out.push(RingEffect::KickHash {
             hash,
-            except: Some(except_ip),
+            except: except_ip,
         });
         let from = self.peer_of(id);
         self.broadcast(
@@ -538,28 +385,36 @@ impl Ring {
                 }
                 UserMoveOutcome::Moved(started) => {
                     let origin = self.next_origin();
-                    self.broadcast(&Command::UserMove { origin, hash, ip }, None);
-                    if !started.restarted {
-                        self.move_deadlines.insert(
-                            (started.key.tag, started.key.hash),
-                            self.now_ms + MOVE_TIMEOUT_MS,
-                        );
-                        if started.kick {
-                            self.out.push(RingEffect::Kick {
-                                hash,
-                                except: Some(ip),
-                            });
-                        } else {
-                            self.kill_finished(started.key);
-                        }
-                    }
+                    self.move_started(started, origin, ip, None);
                     AdminOutcome::Ok
                 }
             },
+            AdminCmd::ResetMove { hash, ip } => {
+                if self.dir.host(ip).is_none() {
+                    return AdminOutcome::NotFound;
+                }
+                let origin = self.next_origin();
+                self.move_user(hash, ip, origin, None, true);
+                AdminOutcome::Ok
+            }
             AdminCmd::UserKick(username) => {
                 self.out.push(RingEffect::KickUser(username.clone()));
                 let origin = self.next_origin();
                 self.broadcast(&Command::UserKick { origin, username }, None);
+                AdminOutcome::Ok
+            }
+            AdminCmd::UserKickAlt { field, value } => {
+                self.out.push(RingEffect::KickAlt {
+                    field: field.clone(),
+                    value: value.clone(),
+                });
+                let origin = self.next_origin();
+                let cmd = Command::UserKickAlt {
+                    origin,
+                    field,
+                    value,
+                };
+                self.broadcast(&cmd, None);
                 AdminOutcome::Ok
             }
             AdminCmd::DirectorAdd(who) => {

@@ -165,6 +165,15 @@ impl Directory {
         Ok(ids.into_iter().map(|id| self.remove_host_users(id)).sum())
     }
 
+    /// Set the name a host was configured by (a host learnt from a ring `HOST` line takes
+    /// the sender's; empty = none).
+    pub fn set_host_hostname(&mut self, ip: IpAddr, hostname: &[u8]) -> Result<(), HostNotFound> {
+        let id = self.hosts.find(ip).ok_or(HostNotFound)?;
+        self.hosts.get_mut(id).hostname =
+            (!hostname.is_empty()).then(|| String::from_utf8_lossy(hostname).into_owned());
+        Ok(())
+    }
+
     /// Mark a host changed-since-sync (ring only) or clear the mark.
     pub fn set_desynced(&mut self, ip: IpAddr, desynced: bool) -> Result<(), HostNotFound> {
         let id = self.hosts.find(ip).ok_or(HostNotFound)?;

@@ -90,14 +90,33 @@ pub fn backend(inst: &Instance24, chroot: &Chroot24, relay: SocketAddr) -> Strin
     )
 }
 
+/// How the proxy's login processes run (`dovecot-2.4.md` §6.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginMode {
+    /// The contrib fragments as shipped: `restart_request_count = unlimited` (one login
+    /// process serves many clients; kicks through anvil work).
+    Performance,
+    /// 2.4's default (`restart_request_count = 1`): the fragments without that setting.
+    /// Anvil acknowledges kicks but the login processes ignore them.
+    Default,
+}
+
+/// The setting the contrib fragments use for [`LoginMode::Performance`].
+pub const PERFORMANCE_SETTING: &str = "restart_request_count = unlimited";
+
 /// The proxy: the contrib fragments (passdb example with our password, IMAP, POP3,
 /// submission, LMTP), plus `director-outside-base-dir.conf` with `director_dir` (the
-/// chroot's view of directord's `base_dir`) when given (layout B).
-pub fn proxy(inst: &Instance24, director_dir: Option<&Path>) -> String {
+/// chroot's view of directord's `base_dir`) when given (layout B). `mode` Default drops
+/// the fragments' [`PERFORMANCE_SETTING`].
+pub fn proxy(inst: &Instance24, director_dir: Option<&Path>, mode: LoginMode) -> String {
     let mut conf = inst.common_conf("imap pop3 lmtp submission");
     conf.push_str("# contrib/dovecot-2.4/passdb-example.conf\n");
     conf.push_str(&PASSDB_EXAMPLE.replace("password = secret", &format!("password = {PASSWORD}")));
     for (name, text) in FRAGMENTS {
+        let text = match mode {
+            LoginMode::Performance => text.to_string(),
+            LoginMode::Default => text.replace(PERFORMANCE_SETTING, "# (2.4 default mode)"),
+        };
         conf.push_str(&format!("# contrib/dovecot-2.4/{name}\n{text}"));
     }
     if let Some(dir) = director_dir {

@@ -19,7 +19,7 @@ use director::state::{Directory, Tag};
 use director::username_hash::UsernameHash;
 
 use super::chroot::Chroot24;
-use super::conf;
+use super::conf::{self, LoginMode};
 use super::directord::Directord;
 use super::instance::{Instance24, PORTS};
 use super::smtp_relay::SmtpRelay;
@@ -49,6 +49,8 @@ pub struct Lab24 {
     layout: Layout,
     directord_bin: PathBuf,
     user_expire_secs: u32,
+    /// Extra `[director]` lines of `directord`'s TOML.
+    director_extra: String,
     proxy_conf: String,
     /// Layout B: `directord`'s own base_dir (inside the chroot).
     own_dir: Option<tempfile::TempDir>,
@@ -67,6 +69,36 @@ impl Lab24 {
         directord_bin: &Path,
         layout: Layout,
         user_expire_secs: u32,
+    ) -> std::io::Result<Lab24> {
+        Self::start_mode(
+            chroot,
+            directord_bin,
+            layout,
+            user_expire_secs,
+            LoginMode::Performance,
+        )
+    }
+
+    /// [`Lab24::start`] with the proxy's login processes in `mode`.
+    pub fn start_mode(
+        chroot: &Chroot24,
+        directord_bin: &Path,
+        layout: Layout,
+        user_expire_secs: u32,
+        mode: LoginMode,
+    ) -> std::io::Result<Lab24> {
+        Self::start_full(chroot, directord_bin, layout, user_expire_secs, mode, "")
+    }
+
+    /// [`Lab24::start_mode`] with `director_extra` (TOML lines, e.g. a ring's `listen` and
+    /// `servers`) added to `directord`'s `[director]` section.
+    pub fn start_full(
+        chroot: &Chroot24,
+        directord_bin: &Path,
+        layout: Layout,
+        user_expire_secs: u32,
+        mode: LoginMode,
+        director_extra: &str,
     ) -> std::io::Result<Lab24> {
         let mut ips: Vec<Ipv4Addr> = Vec::new();
         while ips.len() < 3 {
@@ -91,12 +123,12 @@ impl Lab24 {
             }
         };
         let proxy_conf = match &own_dir {
-            None => conf::proxy(&proxy, None),
+            None => conf::proxy(&proxy, None, mode),
             Some(d) => {
                 let inner = chroot
                     .inner_path(d.path())
                     .ok_or_else(|| err("directord's directory is outside the chroot"))?;
-                conf::proxy(&proxy, Some(&inner))
+                conf::proxy(&proxy, Some(&inner), mode)
             }
         };
         let mut lab = Lab24 {
@@ -107,6 +139,7 @@ impl Lab24 {
             layout,
             directord_bin: directord_bin.to_path_buf(),
             user_expire_secs,
+            director_extra: director_extra.to_string(),
             proxy_conf,
             own_dir,
             work: tempfile::Builder::new()
@@ -135,6 +168,11 @@ impl Lab24 {
     pub fn start_proxy(&mut self) -> std::io::Result<()> {
         let conf = self.proxy_conf.clone();
         self.proxy.start(&self.chroot, &conf)
+    }
+
+    /// The proxy's dovecot.conf.
+    pub fn proxy_conf(&self) -> &str {
+        &self.proxy_conf
     }
 
     /// The layout this lab runs.
@@ -166,7 +204,10 @@ impl Lab24 {
             ),
             (
                 "user_expire = \"15 min\"",
-                format!("user_expire = {}", self.user_expire_secs),
+                format!(
+                    "user_expire = {}\n{}",
+                    self.user_expire_secs, self.director_extra
+                ),
             ),
         ];
         let proxy_base = self.proxy.host_base_dir().display().to_string();

@@ -43,6 +43,31 @@ pub struct Tuning {
     pub flush_socket: Option<String>,
     /// An extra passdb field `user_<name>=<template>` (alternative username for `kick -f`).
     pub alt_username: Option<(String, String)>,
+    /// Make the director a ring member (`None`: stand-alone).
+    pub ring: Option<RingTuning>,
+}
+
+/// A ring member's addresses: it listens for clients and for the ring on `me`.
+#[derive(Debug, Clone)]
+pub struct RingTuning {
+    /// This proxy's address (clients and ring listener).
+    pub me: std::net::Ipv4Addr,
+    /// Every director's address (`director_servers`), all on [`RING_PORT`].
+    pub servers: Vec<std::net::Ipv4Addr>,
+}
+
+/// The ring port of lab ring members.
+pub const RING_PORT: u16 = 9090;
+
+impl RingTuning {
+    /// `director_servers`: `ip:port` words.
+    fn servers(&self) -> String {
+        self.servers
+            .iter()
+            .map(|ip| format!("{ip}:{RING_PORT}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 impl Default for Tuning {
@@ -53,6 +78,7 @@ impl Default for Tuning {
             max_parallel_moves: None,
             flush_socket: None,
             alt_username: None,
+            ring: None,
         }
     }
 }
@@ -78,7 +104,10 @@ impl TunedProxy {
     ) -> std::io::Result<TunedProxy> {
         let (uid, gid) = mail_user::ensure_mail_user()?;
         let servers = mail_servers(backends);
-        let ip = loopback::free_ip(&PORTS)?;
+        let ip = match &tuning.ring {
+            Some(r) => r.me,
+            None => loopback::free_ip(&PORTS)?,
+        };
         let name = format!("kick-proxy-{}", kind.label());
         let mut director_conf = String::new();
         let builder = match kind {
@@ -93,6 +122,14 @@ impl TunedProxy {
                 }
                 if let Some(f) = &tuning.flush_socket {
                     let _ = writeln!(director_conf, "director_flush_socket = {f}");
+                }
+                if let Some(r) = &tuning.ring {
+                    let _ = writeln!(director_conf, "director_servers = {}", r.servers());
+                    let _ = writeln!(
+                        director_conf,
+                        "service director {{\n  inet_listener director {{\n    \
+                         address = {ip}\n    port = {RING_PORT}\n  }}\n}}"
+                    );
                 }
                 InstanceBuilder::director(&name, &servers)
             }
@@ -264,6 +301,10 @@ impl OurDaemon {
         }
         if let Some(f) = &t.flush_socket {
             let _ = writeln!(toml, "flush_socket = \"{f}\"");
+        }
+        if let Some(r) = &t.ring {
+            let _ = writeln!(toml, "listen = \"{}:{RING_PORT}\"", r.me);
+            let _ = writeln!(toml, "servers = \"{}\"", r.servers());
         }
         let conf = instance.root().join("directord.toml");
         fs::write(&conf, toml)?;
