@@ -283,6 +283,43 @@ impl Instance {
         self.launch()
     }
 
+    /// Crashes the instance: SIGKILL to the master's whole process group at once, so no
+    /// process gets to shut down cleanly (a director sends no QUIT) and the master restarts
+    /// nothing. Waits (bounded) until they are gone. Idempotent.
+    pub fn crash(&mut self) {
+        let Some(master) = self.pid.take() else {
+            return;
+        };
+        let mut procs = self.children();
+        procs.push(master);
+        // The daemonized master leads its own process group (setsid); its children stay in it.
+        if pgid(master) == Some(master) {
+            crate::stop::signal(-master, libc::SIGKILL);
+        } else {
+            for &p in &procs {
+                crate::stop::signal(p, libc::SIGKILL);
+            }
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while procs.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// The pids of the master's direct children.
+    fn children(&self) -> Vec<i32> {
+        let Some(master) = self.pid else {
+            return Vec::new();
+        };
+        let Ok(rd) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+            .filter(|&p| stat_field(p, 1) == Some(master))
+            .collect()
+    }
+
     /// Stops the master: SIGTERM, bounded wait, then SIGKILL. Idempotent.
     pub fn stop(&mut self) {
         if let Some(pid) = self.pid.take() {
@@ -316,6 +353,17 @@ fn read_pid(path: &Path) -> Option<i32> {
         .parse()
         .ok()
         .filter(|&p| p > 1)
+}
+
+/// Field `n` after the command name of `/proc/<pid>/stat` (0 = state, 1 = ppid, 2 = pgrp).
+fn stat_field(pid: i32, n: usize) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, tail) = stat.rsplit_once(')')?;
+    tail.split_whitespace().nth(n)?.parse().ok()
+}
+
+fn pgid(pid: i32) -> Option<i32> {
+    stat_field(pid, 2)
 }
 
 pub use crate::stop::alive;

@@ -14,6 +14,7 @@
 //! - [`loopback`]: picking free loopback addresses.
 //! - [`ours`]: locating our own binaries (`directorctl`) built next to the test binary.
 //! - [`mailclient`]: minimal IMAP/POP3/LMTP clients for driving real login and LMTP proxies.
+//! - [`ring_lab`]: mixed rings of real directors and ours, with real login proxies.
 //!
 //! Nothing here reads `/etc/dovecot` or stops a process it did not start.
 
@@ -30,6 +31,7 @@ pub mod loopback;
 pub mod mailclient;
 pub mod ours;
 pub mod relay;
+pub mod ring_lab;
 pub mod stop;
 pub mod transcript;
 pub mod usernames;

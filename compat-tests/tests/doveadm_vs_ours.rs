@@ -249,6 +249,7 @@ fn start_ours(dir: &Path) -> Directord {
         base_dir,
         mail_servers: MAIL_SERVERS.to_string(),
         user_expire_secs: 15 * 60,
+        extra: String::new(),
     };
     Directord::start(&cfg, dir).expect("start directord")
 }

@@ -21,16 +21,14 @@
 //!
 //! Both directors' `DIRECTOR-LIST` (once synced) must also look like the real ones.
 
-use std::net::Ipv4Addr;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use compat_tests::admin::AdminClient;
 use compat_tests::login_lab::flush_capture::FlushCapture;
+use compat_tests::login_lab::ring_pair::RingPair;
 use compat_tests::login_lab::session::{HeldSession, Watched};
-use compat_tests::login_lab::tuned::{RingTuning, TunedProxy, Tuning, RING_PORT};
-use compat_tests::login_lab::{start_backends, Backend, ProxyKind, PASSWORD, PORTS};
-use compat_tests::loopback::free_ip;
+use compat_tests::login_lab::tuned::{TunedProxy, Tuning};
+use compat_tests::login_lab::{start_backends, Backend, ProxyKind, PASSWORD};
 use compat_tests::ours::require_our_binary;
 use compat_tests::require_dovecot;
 
@@ -61,7 +59,8 @@ struct Step {
 /// What one ring did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Run {
-    /// `DIRECTOR-LIST` of A and of B once synced, normalized by [`director_list`].
+    /// `DIRECTOR-LIST` of A and of B once synced, normalized by
+    /// [`RingPair::director_list`].
     lists: Vec<Vec<Vec<String>>>,
     kicks: Vec<Step>,
     bystander_alive: bool,
@@ -97,121 +96,6 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// Two proxies whose directors form a ring.
-struct Ring {
-    a: TunedProxy,
-    b: TunedProxy,
-}
-
-impl Ring {
-    fn start(dovecot: &compat_tests::Dovecot, kind: ProxyKind, backends: &[Backend]) -> Ring {
-        let mut ports = PORTS.to_vec();
-        ports.push(RING_PORT);
-        // A has the lower address in both rings, so that their lists sort alike.
-        let first = free_ip(&ports).expect("a free address");
-        let second = loop {
-            let ip = free_ip(&ports).expect("a free address");
-            if ip != first {
-                break ip;
-            }
-        };
-        let (ip_a, ip_b) = (first.min(second), first.max(second));
-        let tuning = |me: Ipv4Addr| Tuning {
-            kick_delay_secs: KICK_DELAY_SECS,
-            flush_socket: Some(format!("unix:{FLUSH_SOCKET}")),
-            alt_username: Some(("foo".into(), "%u-alt".into())),
-            ring: Some(RingTuning {
-                me,
-                servers: vec![ip_a, ip_b],
-            }),
-            ..Tuning::default()
-        };
-        let a = TunedProxy::start(dovecot, kind, backends, &tuning(ip_a)).expect("start A");
-        let b = TunedProxy::start(dovecot, kind, backends, &tuning(ip_b)).expect("start B");
-        Ring { a, b }
-    }
-
-    /// Waits until both directors list themselves `ring synced` with a left and a right.
-    fn wait_synced(&self) -> Result<(), String> {
-        let deadline = Instant::now() + SYNC_WAIT;
-        while !(synced(&self.a) && synced(&self.b)) {
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "ring never synced\n{}\n{}",
-                    self.a.logs(),
-                    self.b.logs()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(())
-    }
-}
-
-/// The raw `DIRECTOR-LIST` lines.
-fn raw_director_list(p: &TunedProxy) -> Vec<String> {
-    let Ok(mut c) = AdminClient::connect(&p.admin_socket(), Duration::from_secs(5)) else {
-        return Vec::new();
-    };
-    let Ok(list) = c.request(b"DIRECTOR-LIST").and_then(|first| {
-        let mut all = vec![first];
-        all.extend(c.read_list()?);
-        Ok(all)
-    }) else {
-        return Vec::new();
-    };
-    list.iter()
-        .map(|l| String::from_utf8_lossy(l).into_owned())
-        .collect()
-}
-
-/// `DIRECTOR-LIST` with the addresses as `A`/`B` and the values that vary run to run
-/// (byte counters, times, round trips) replaced by whether they are set, so that two rings
-/// can be compared: `[who, port, type, failed?, status, ...]`, sorted (the left and right
-/// lines of one director come in creation order, which depends on which connect won).
-fn director_list(p: &TunedProxy, ring: &Ring) -> Vec<Vec<String>> {
-    let who = |ip: &str| {
-        if ip == ring.a.ip().to_string() {
-            "A".to_string()
-        } else if ip == ring.b.ip().to_string() {
-            "B".to_string()
-        } else {
-            ip.to_string()
-        }
-    };
-    raw_director_list(p)
-        .iter()
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            let mut out = vec![who(f[0]), f.get(1).unwrap_or(&"").to_string()];
-            out.push(f.get(2).unwrap_or(&"").to_string());
-            out.push(format!("failed={}", f.get(3).is_some_and(|v| *v != "0")));
-            // The self line's status and sync ms; a connection's status and whether
-            // bytes went both ways.
-            out.push(f.get(4).unwrap_or(&"").to_string());
-            if f.len() >= 12 {
-                let n = |i: usize| f[i].parse::<u64>().unwrap_or(0);
-                out.push(format!("traffic={}", n(6) > 0 && n(7) > 0));
-                out.push(format!("times={}", n(10) > 0 && n(11) > 0));
-            } else if f.len() > 5 {
-                out.push(format!("sync_ms_numeric={}", f[5].parse::<u32>().is_ok()));
-            }
-            out
-        })
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect()
-}
-
-fn synced(p: &TunedProxy) -> bool {
-    let text = raw_director_list(p);
-    let has = |needle: &str| text.iter().any(|l| l.contains(needle));
-    (has("\tself\t") && has("ring synced") || has("\tsynced\t"))
-        && has("\tleft\t")
-        && has("\tright\t")
 }
 
 /// Runs a command and returns which of `open` (tagged with their proxy) it closed.
@@ -316,10 +200,10 @@ fn waves(mut closed: Vec<(Instant, String)>) -> Vec<usize> {
     waves
 }
 
-fn scenario(ring: &Ring, backends: &[Backend]) -> Result<Run, String> {
+fn scenario(ring: &RingPair, backends: &[Backend]) -> Result<Run, String> {
     let (a, b) = (&ring.a, &ring.b);
-    ring.wait_synced()?;
-    let lists = vec![director_list(a, ring), director_list(b, ring)];
+    ring.wait_synced(SYNC_WAIT).map_err(|e| e.to_string())?;
+    let lists = vec![ring.director_list(a), ring.director_list(b)];
     let cap_a = FlushCapture::start(&a.path(FLUSH_SOCKET), b"-\n").map_err(|e| e.to_string())?;
     let cap_b = FlushCapture::start(&b.path(FLUSH_SOCKET), b"-\n").map_err(|e| e.to_string())?;
 
@@ -598,8 +482,16 @@ fn kicks_moves_and_flushes_issued_on_one_director_reach_sessions_of_the_other() 
     }
     let started = Instant::now();
     let backends = start_backends(&dovecot, 2).expect("start backends");
-    let reference = Ring::start(&dovecot, ProxyKind::Reference, &backends);
-    let ours = Ring::start(&dovecot, ProxyKind::Ours, &backends);
+    let tuning = Tuning {
+        kick_delay_secs: KICK_DELAY_SECS,
+        flush_socket: Some(format!("unix:{FLUSH_SOCKET}")),
+        alt_username: Some(("foo".into(), "%u-alt".into())),
+        ..Tuning::default()
+    };
+    let reference = RingPair::start(&dovecot, ProxyKind::Reference, &backends, &tuning)
+        .expect("start the real ring");
+    let ours =
+        RingPair::start(&dovecot, ProxyKind::Ours, &backends, &tuning).expect("start our ring");
     let (want, got) = std::thread::scope(|s| {
         let ours_run = s.spawn(|| scenario(&ours, &backends));
         let reference_run = scenario(&reference, &backends);

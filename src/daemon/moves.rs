@@ -368,15 +368,21 @@ impl Owner {
             started: std::time::Instant::now(),
             reply,
         });
-        self.continue_resets();
+        // The first walk runs whatever the ring's state (Dovecot runs it from the command).
+        self.walk_resets();
     }
 
-    /// Advances every reset job as far as the move limit allows (a ring director's only
-    /// while the ring is synced).
+    /// Resumes paused reset jobs after a move ended (a ring director's only while the ring
+    /// is synced).
     pub(super) fn continue_resets(&mut self) {
         if self.ring.as_ref().is_some_and(|r| !r.sync.synced) {
             return;
         }
+        self.walk_resets();
+    }
+
+    /// Advances every reset job as far as the move limit allows.
+    fn walk_resets(&mut self) {
         let mut jobs = std::mem::take(&mut self.moves.resets);
         let mut unfinished = VecDeque::new();
         while let Some(mut job) = jobs.pop_front() {

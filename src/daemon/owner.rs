@@ -306,6 +306,19 @@ impl Owner {
         // only removed by a firing that finds nothing queued.
     }
 
+    /// Retries the queued requests if one waits for a weak user: ring input (its own
+    /// USER-WEAK back, or a USER) may have cleared the weakness, and Dovecot wakes such
+    /// requests right then (`ring-protocol.md` §8.1), not at the next ring sync.
+    pub(super) fn retry_weak_waiters(&mut self) {
+        if self
+            .delayed
+            .iter()
+            .any(|d| d.ring_reason == Some(super::ringcore::WEAK_USER))
+        {
+            self.retry_delayed();
+        }
+    }
+
     /// Fails queued requests that are at least 30 s old (the periodic timer's work).
     fn fail_old_requests(&mut self) {
         let now_ms = self.clock.now_ms();

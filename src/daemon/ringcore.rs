@@ -24,6 +24,9 @@ use crate::ring::{
 };
 use crate::state::Tag;
 
+/// The delay reason of a request waiting for a weak user (Dovecot's text).
+pub(super) const WEAK_USER: &str = "weak user";
+
 impl Owner {
     /// Feeds one event to the ring and carries out everything it answers, including the
     /// events the effects cause (a full output buffer closes the connection).
@@ -114,7 +117,7 @@ impl Owner {
                     WaitReason::RingNotHandshaked => super::ringsync::NOT_HANDSHAKED,
                     WaitReason::RingNotSynced => super::ringsync::NOT_SYNCED,
                     WaitReason::NoHosts => "no hosts",
-                    WaitReason::WeakUser => "weak user",
+                    WaitReason::WeakUser => WEAK_USER,
                     WaitReason::KillWaiting => "kill waiting",
                 };
                 if matches!(
@@ -340,6 +343,7 @@ impl Owner {
             }
         };
         self.ring_handle(event);
+        self.retry_weak_waiters();
     }
 
     /// The ring's own timer, if armed.

@@ -116,7 +116,7 @@ impl Owner {
                     ip: addr.ip,
                     port: addr.port,
                     kind,
-                    last_failed: ring.core.last_failed(addr) as i64,
+                    last_failed: i64::try_from(ring.core.last_failed(addr)).unwrap_or(i64::MAX),
                 };
                 lines.push(conn_line(c, Some(peer)));
             }
@@ -134,7 +134,7 @@ impl Owner {
                 ip: addr.ip,
                 port: addr.port,
                 kind,
-                last_failed: ring.core.last_failed(addr) as i64,
+                last_failed: i64::try_from(ring.core.last_failed(addr)).unwrap_or(i64::MAX),
                 local: (addr == me).then_some(LocalStatus {
                     ring: ring_status(&ring.sync, now),
                     last_sync_ms: ring.core.last_sync_ms(),

@@ -1,6 +1,6 @@
 //! The [`Ring`] facade: state, event dispatch and the output helpers every layer uses.
 
-use super::conn::{Conn, ConnInfo, ConnRole};
+use super::conn::{Conn, ConnRole};
 use super::peer::{DirAddr, Peers};
 use super::{ConnId, LogLevel, RingEffect, RingEvent};
 use crate::state::Directory;
@@ -178,32 +178,6 @@ impl Ring {
     /// Lowest minor version in the ring, learnt from our last returned SYNC.
     pub fn ring_min_version(&self) -> u32 {
         self.ring_min_version
-    }
-
-    /// Every connection, oldest first (Dovecot's order in `DIRECTOR-LIST`).
-    pub fn connections(&self) -> Vec<ConnInfo> {
-        let mut conns: Vec<&Conn> = self.conns.values().collect();
-        conns.sort_by_key(|c| c.stats.created);
-        conns.into_iter().map(Conn::info).collect()
-    }
-
-    /// Peer of the left connection.
-    pub fn left_peer(&self) -> Option<DirAddr> {
-        self.left.and_then(|c| self.conns.get(&c)?.peer)
-    }
-
-    /// Peer of the right connection.
-    pub fn right_peer(&self) -> Option<DirAddr> {
-        self.right.and_then(|c| self.conns.get(&c)?.peer)
-    }
-
-    /// Known directors in ring order with their `removed` flag.
-    pub fn directors(&self) -> Vec<(DirAddr, bool)> {
-        self.peers
-            .list
-            .iter()
-            .map(|p| (p.addr, p.removed))
-            .collect()
     }
 
     /// Process one event at `now_ms` (milliseconds on the daemon's clock; must not go back).

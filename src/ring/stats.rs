@@ -1,7 +1,9 @@
 //! What `DIRECTOR-LIST` shows of the ring besides the byte counters (`admin-protocol.md`
-//! §6.13): per connection the last PING round trip and the handshake USER counts, per
-//! director the last failure mark, and the duration of our last SYNC round.
+//! §6.13): the connections and directors, per connection the last PING round trip and the
+//! handshake USER counts, per director the last failure mark, and the duration of our last
+//! SYNC round.
 
+use super::conn::{Conn, ConnInfo};
 use super::facade::Ring;
 use super::peer::DirAddr;
 use super::ConnId;
@@ -36,6 +38,32 @@ impl ConnStats {
 }
 
 impl Ring {
+    /// Every connection, oldest first (Dovecot's order in `DIRECTOR-LIST`).
+    pub fn connections(&self) -> Vec<ConnInfo> {
+        let mut conns: Vec<&Conn> = self.conns.values().collect();
+        conns.sort_by_key(|c| c.stats.created);
+        conns.into_iter().map(Conn::info).collect()
+    }
+
+    /// Peer of the left connection.
+    pub fn left_peer(&self) -> Option<DirAddr> {
+        self.left.and_then(|c| self.conns.get(&c)?.peer)
+    }
+
+    /// Peer of the right connection.
+    pub fn right_peer(&self) -> Option<DirAddr> {
+        self.right.and_then(|c| self.conns.get(&c)?.peer)
+    }
+
+    /// Known directors in ring order with their `removed` flag.
+    pub fn directors(&self) -> Vec<(DirAddr, bool)> {
+        self.peers
+            .list
+            .iter()
+            .map(|p| (p.addr, p.removed))
+            .collect()
+    }
+
     /// Numbers a connection just created (for [`Ring::connections`]' order).
     pub(super) fn conn_created(&mut self, id: ConnId) {
         self.conns_created += 1;

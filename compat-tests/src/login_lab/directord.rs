@@ -24,6 +24,8 @@ pub struct DirectordConfig {
     pub mail_servers: String,
     /// `director_user_expire` in seconds.
     pub user_expire_secs: u64,
+    /// More `[director]` lines (e.g. the ring's `servers` and `listen`), verbatim.
+    pub extra: String,
 }
 
 impl DirectordConfig {
@@ -35,6 +37,7 @@ impl DirectordConfig {
         let _ = writeln!(s, "mail_servers = \"{}\"", self.mail_servers);
         let _ = writeln!(s, "user_expire = \"{} s\"", self.user_expire_secs);
         let _ = writeln!(s, "username_hash = \"%Lu\"");
+        s.push_str(&self.extra);
         s
     }
 }
@@ -100,6 +103,14 @@ impl Directord {
     /// Everything `directord` printed so far.
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL (a crash: no QUIT to ring peers, sockets left behind) and reap. Idempotent.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// SIGTERM, bounded wait, then SIGKILL. Idempotent.

@@ -10,6 +10,7 @@
 //! - [`directord`]: running our `directord`, stopped by pid.
 //! - [`bounded`]: client programs (`doveadm`, `directorctl`) with a time limit.
 //! - [`clients`]: small blocking IMAP/POP3/LMTP clients with bounded timeouts.
+//! - [`ring_pair`]: two tuned proxies whose directors form a ring.
 //!
 //! Mirrors `/work/shared/lab/up.sh`, but with private instances on random loopback addresses.
 
@@ -20,6 +21,7 @@ pub mod directord;
 pub mod flush_capture;
 pub mod mail_user;
 pub mod proxy;
+pub mod ring_pair;
 pub mod session;
 pub mod tuned;
 

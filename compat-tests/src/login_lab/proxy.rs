@@ -82,6 +82,7 @@ impl Proxy {
                     base_dir: instance.base_dir(),
                     mail_servers: mail_servers.clone(),
                     user_expire_secs,
+                    extra: String::new(),
                 };
                 Some(Directord::start(&cfg, instance.root())?)
             }
