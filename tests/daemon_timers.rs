@@ -161,6 +161,27 @@ fn request_without_host_fails_after_the_30s_timer() {
     );
 }
 
+/// The owner arms its timer once per deadline; moving its clock must re-arm it. After 29 s
+/// on the owner's clock the 30 s timer is due one real second later, not 30.
+#[test]
+fn timer_follows_a_clock_moved_forward() {
+    let d = InProc::start(CONF);
+    let mut a = Admin::connect(&d.path("director-admin"));
+    let mut s = authreply(&d.path("director-authreply"));
+    s.write_all(b"OK\t8\tuser=bob\tproxy\tdirector_tag=none\nsync\n")
+        .unwrap();
+    assert_eq!(read_lines(&mut s, 1), b"sync\n");
+    d.advance(&mut a, 29);
+    let start = std::time::Instant::now();
+    let got = read_lines(&mut s, 1);
+    assert_eq!(show(&got), show(b"FAIL\t8\tcode=temp_fail\n"));
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
 #[test]
 fn queued_request_is_answered_when_a_host_appears() {
     let d = InProc::start(CONF);

@@ -3,8 +3,10 @@
 //! Each seed builds a ring of 3-5 directors on a virtual clock, with a network that delivers
 //! lines in order per connection after seeded delays. During a fault phase it injects
 //! connection resets (TCP does not lose single lines; a reset loses everything in flight),
-//! director restarts, admin host changes on random directors and logins on random
-//! directors. Then the faults stop and the world runs until quiescent, and the test asserts:
+//! director restarts, hung directors (silent for 5-45 s: PING timeouts), connections that
+//! stall in the handshake (handshake timeouts), lines a director must reject (unknown
+//! command or over 1024 bytes: disconnect and 60 s ban), admin host changes on random
+//! directors and logins on random directors. Then the faults stop and the world runs until quiescent, and the test asserts:
 //! every director is synced with a left and a right, all agree on the host list and
 //! `hosts_hash`, and (after every user logs in once more) on every user's host. During the
 //! whole run, no two synced directors with the same hosts may hand one user to two
@@ -51,7 +53,7 @@ fn moving(w: &World, node: usize, hash: u32) -> bool {
 }
 
 fn login(w: &mut World, node: usize, hash: u32) {
-    if w.nodes[node].ring.is_none() {
+    if !w.usable(node) {
         return;
     }
     w.stats.logins += 1;
@@ -82,6 +84,10 @@ fn login(w: &mut World, node: usize, hash: u32) {
             continue;
         };
         if !o.is_synced() || o.directory().hosts_hash() != hash_hosts {
+            continue;
+        }
+        // A hung director routes nothing; its state is checked once it runs again.
+        if !w.usable(other) {
             continue;
         }
         match peek(w, other, hash) {
@@ -116,6 +122,9 @@ struct Outcome {
     lines: u64,
     logins: u64,
     faults: u64,
+    handshake_timeouts: u64,
+    ping_timeouts: u64,
+    protocol_errors: u64,
     violations: Vec<String>,
 }
 
@@ -143,16 +152,25 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
             }
             8..=9 => {
                 let node = rng.range(0, n as u64) as usize;
-                if w.nodes[node].ring.is_some() {
+                if let Some(ring) = w.nodes[node].ring.as_ref().filter(|_| w.usable(node)) {
                     let hash = users[rng.range(0, users.len() as u64) as usize];
                     let ip = host_ip(rng.range(0, nhosts as u64) as usize);
+                    let hung = (0..n).any(|i| w.nodes[i].ring.is_some() && !w.usable(i));
+                    if hung || (ring.left_peer().is_none() && ring.right_peer().is_none()) {
+                        // A director cut off from the ring moves the user locally only (as
+                        // Dovecot's director_move_user does), and a hung one applies the
+                        // USER-MOVE queued for it whenever it resumes, however stale; the
+                        // two-host conflict rules settle both later, so such a move is as
+                        // unreliable as one that timed out.
+                        w.stats.timed_out_users.insert(hash);
+                    }
                     w.stats.moves += 1;
                     w.deliver(node, RingEvent::Admin(AdminCmd::UserMove { hash, ip }));
                 }
             }
             10..=14 => {
                 let node = rng.range(0, n as u64) as usize;
-                if w.nodes[node].ring.is_some() {
+                if w.usable(node) {
                     let ip = host_ip(rng.range(0, nhosts as u64) as usize);
                     let cmd = if rng.chance(70) {
                         AdminCmd::HostUpDown {
@@ -168,6 +186,30 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
                     };
                     w.deliver(node, RingEvent::Admin(cmd));
                 }
+            }
+            15 => {
+                // Hung for 5-45 s: longer than director_ping_idle_timeout gets it dropped.
+                let node = rng.range(0, n as u64) as usize;
+                if w.usable(node) {
+                    let ms = rng.range(5_000, 45_000);
+                    // Moves still running reach it late (see the moves above).
+                    for &hash in &users {
+                        if (0..n).any(|i| moving(&w, i, hash)) {
+                            w.stats.timed_out_users.insert(hash);
+                        }
+                    }
+                    w.freeze(node, ms);
+                }
+            }
+            16 => {
+                let node = rng.range(0, n as u64) as usize;
+                let peer = (node + rng.range(1, n as u64) as usize) % n;
+                let me = rng.chance(50);
+                w.stall_handshake(node, peer, me);
+            }
+            17 => {
+                let too_long = rng.chance(50);
+                w.inject_protocol_error(too_long);
             }
             _ => {
                 let node = rng.range(0, n as u64) as usize;
@@ -270,6 +312,9 @@ fn run_seed(seed: u64) -> Result<Outcome, String> {
         lines: w.stats.lines,
         logins: w.stats.logins,
         faults: w.stats.faults,
+        handshake_timeouts: w.stats.handshake_timeouts,
+        ping_timeouts: w.stats.ping_timeouts,
+        protocol_errors: w.stats.protocol_errors,
         violations: w.stats.violations,
     })
 }
@@ -288,6 +333,7 @@ fn ring_simulation() {
     };
     let (mut lines, mut logins, mut faults, mut gaps, mut moves) = (0, 0, 0, 0, 0);
     let mut move_timeouts = 0;
+    let (mut hs_timeouts, mut ping_timeouts, mut proto_errors) = (0, 0, 0);
     let mut failed = Vec::new();
     let mut violations = Vec::new();
     for &seed in &seeds {
@@ -299,6 +345,9 @@ fn ring_simulation() {
                 gaps += o.gaps;
                 moves += o.moves;
                 move_timeouts += o.move_timeouts;
+                hs_timeouts += o.handshake_timeouts;
+                ping_timeouts += o.ping_timeouts;
+                proto_errors += o.protocol_errors;
                 for v in o.violations {
                     violations.push(format!("seed {seed}: {v}"));
                 }
@@ -307,7 +356,8 @@ fn ring_simulation() {
         }
     }
     eprintln!(
-        "ring_sim: {} seeds, {lines} lines, {logins} logins, {moves} user moves ({move_timeouts} move timeouts), {faults} faults, {} failed, \
+        "ring_sim: {} seeds, {lines} lines, {logins} logins, {moves} user moves ({move_timeouts} move timeouts), {faults} faults \
+         ({hs_timeouts} handshake timeouts, {ping_timeouts} ping timeouts, {proto_errors} protocol-error bans), {} failed, \
          {} double-routing, {gaps} handshake-gap misses",
         seeds.len(),
         failed.len(),

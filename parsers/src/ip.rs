@@ -128,34 +128,57 @@ pub fn ip_to_string(ip: &IpAddr) -> String {
 /// Longest dotted quad: `255.255.255.255`.
 pub const IPV4_MAX: usize = 15;
 
+/// Decimal text of every octet value: up to three digits, then the digit count.
+const OCTET_TEXT: [[u8; 4]; 256] = {
+    let mut t = [[0u8; 4]; 256];
+    let mut o = 0;
+    while o < 256 {
+        let v = o as u8;
+        t[o] = if v >= 100 {
+            [b'0' + v / 100, b'0' + v / 10 % 10, b'0' + v % 10, 3]
+        } else if v >= 10 {
+            [b'0' + v / 10, b'0' + v % 10, 0, 2]
+        } else {
+            [b'0' + v, 0, 0, 1]
+        };
+        o += 1;
+    }
+    t
+};
+
 /// An IPv4 address as a dotted quad in `buf`, without `core::fmt` (a tenth of the
 /// instructions of `Display`, which matters once per auth reply). Same text as `inet_ntop`.
 pub fn ipv4_text<'a>(ip: &Ipv4Addr, buf: &'a mut [u8; IPV4_MAX]) -> &'a str {
+    let n = ipv4_write(ip, buf);
+    // Only ASCII digits and dots were written.
+    std::str::from_utf8(&buf[..n]).unwrap_or_default()
+}
+
+/// Writes the dotted quad into `buf`; returns its length.
+fn ipv4_write(ip: &Ipv4Addr, buf: &mut [u8; IPV4_MAX]) -> usize {
     let mut n = 0;
     for (i, &o) in ip.octets().iter().enumerate() {
         if i != 0 {
             buf[n] = b'.';
             n += 1;
         }
-        if o >= 100 {
-            buf[n] = b'0' + o / 100;
-            n += 1;
-        }
-        if o >= 10 {
-            buf[n] = b'0' + o / 10 % 10;
-            n += 1;
-        }
-        buf[n] = b'0' + o % 10;
-        n += 1;
+        // Three bytes are copied whatever the digit count (at most 12 + 3 = IPV4_MAX);
+        // the unused ones are overwritten next or lie past the end.
+        let t = &OCTET_TEXT[usize::from(o)];
+        buf[n..n + 3].copy_from_slice(&t[..3]);
+        n += usize::from(t[3]);
     }
-    // Only ASCII digits and dots were written.
-    std::str::from_utf8(&buf[..n]).unwrap_or_default()
+    n
 }
 
 /// Appends the canonical text of an address ([`ip_to_string`]) to `out`.
 pub fn push_ip(out: &mut Vec<u8>, ip: &IpAddr) {
     match ip {
-        IpAddr::V4(v4) => out.extend_from_slice(ipv4_text(v4, &mut [0; IPV4_MAX]).as_bytes()),
+        IpAddr::V4(v4) => {
+            let mut buf = [0; IPV4_MAX];
+            let n = ipv4_write(v4, &mut buf);
+            out.extend_from_slice(&buf[..n]);
+        }
         IpAddr::V6(v6) => out.extend_from_slice(ipv6_ntop(v6).as_bytes()),
     }
 }

@@ -47,8 +47,7 @@ pub async fn serve(stream: UnixStream, rewriter: Arc<ReplyRewriter>, shutdown: C
             return;
         }
     }
-    let never = CancellationToken::new();
-    match pump(&mut reader, &mut w, &rewriter, &shutdown, &never).await {
+    match pump(&mut reader, &mut w, &rewriter, &shutdown).await {
         PumpEnd::TooLong => error!("authreply client sent more than {AUTH_MAX_LINE} bytes"),
         PumpEnd::ReadError(e) => debug!("authreply: read failed: {e}"),
         PumpEnd::Eof | PumpEnd::Stopped | PumpEnd::WriteError => {}

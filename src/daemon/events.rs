@@ -8,6 +8,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use tokio::sync::{mpsc, oneshot};
 
 /// Capacity of the owner's inbound queue.
@@ -36,17 +38,17 @@ pub enum LookupAnswer {
     Queued(oneshot::Receiver<HostOutcome>),
 }
 
-/// A login/LMTP/authreply request for a user's host.
+/// One login/LMTP/authreply lookup of a user's host, as part of a [`Event::HostBatch`].
 #[derive(Debug)]
-pub struct HostRequest {
+pub struct HostQuery {
     /// The `director_tag` (empty = default tag).
-    pub tag: Vec<u8>,
+    pub tag: Bytes,
     /// The user hash (already computed from the username by the connection).
     pub hash: u32,
-    /// The username as hashed, for log lines only.
-    pub username: String,
-    /// Where the answer goes.
-    pub reply: oneshot::Sender<LookupAnswer>,
+    /// The username as hashed, for log lines only (a slice of the line when possible).
+    pub username: Bytes,
+    /// The owner's answer, filled in before the batch is sent back.
+    pub answer: Option<LookupAnswer>,
 }
 
 /// One admin command's outcome.
@@ -63,8 +65,15 @@ pub enum AdminReply {
 /// Everything the state owner reacts to.
 #[derive(Debug)]
 pub enum Event {
-    /// A host lookup from an auth/userdb/authreply connection.
-    HostRequest(HostRequest),
+    /// The host lookups of one read of an auth/userdb/authreply connection. One event and
+    /// one reply per read, not per line: a message per line cost about 1,000 instructions
+    /// a request (BENCHMARKS.md).
+    HostBatch {
+        /// The lookups, answered in place.
+        queries: Vec<HostQuery>,
+        /// Gets the same vector back with every `answer` set.
+        reply: oneshot::Sender<Vec<HostQuery>>,
+    },
     /// A proxy-notify line already hashed: refresh that hash in every tag.
     NotifyRefresh {
         /// The user hash of the line.
@@ -121,21 +130,11 @@ impl OwnerHandle {
         self.tx.send(ev).await.is_ok()
     }
 
-    /// Asks for a host. `None` if the owner is gone (shutting down).
-    pub async fn request_host(
-        &self,
-        tag: Vec<u8>,
-        hash: u32,
-        username: String,
-    ) -> Option<LookupAnswer> {
+    /// Asks for the hosts of `queries`, answered in place. `None` if the owner is gone
+    /// (shutting down).
+    pub async fn lookup_hosts(&self, queries: Vec<HostQuery>) -> Option<Vec<HostQuery>> {
         let (reply, rx) = oneshot::channel();
-        let req = HostRequest {
-            tag,
-            hash,
-            username,
-            reply,
-        };
-        if !self.send(Event::HostRequest(req)).await {
+        if !self.send(Event::HostBatch { queries, reply }).await {
             return None;
         }
         rx.await.ok()

@@ -178,6 +178,10 @@ pub async fn start(config: Config) -> io::Result<RunningDaemon> {
                 .with_move_settings(
                     config.director.user_kick_delay.as_millis() as u64,
                     !config.director.flush_socket.is_empty(),
+                )
+                .with_ping_timeouts(
+                    config.director.ping_idle_timeout.as_millis() as u64,
+                    config.director.ping_max_timeout.as_millis() as u64,
                 ),
             timer_at_ms: None,
             in_followup: false,

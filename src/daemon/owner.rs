@@ -12,33 +12,59 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
-use super::events::{Event, HostOutcome, HostRequest, LookupAnswer};
+use super::events::{Event, HostOutcome, HostQuery, LookupAnswer};
 use super::ipc::IpcClient;
 use super::moves::MoveTimers;
 use crate::config::Config;
-use crate::state::{Directory, RequestOutcome, Tag};
+use crate::state::{Directory, Tag};
 use crate::username_hash::UsernameHash;
 
 /// Dovecot's `DIRECTOR_REQUEST_TIMEOUT_SECS`: queued requests older than this fail.
 pub const DIRECTOR_REQUEST_TIMEOUT_SECS: u64 = 30;
 
+/// At most this many queued events are taken and applied per wake-up.
+const OWNER_BATCH: usize = 256;
+/// How long the owner sleeps when no timer is due (it wakes up for events anyway).
+const IDLE_WAKEUP: Duration = Duration::from_secs(3600);
+
 /// Wall-clock time plus an offset tests can advance.
+///
+/// The owner reads the system clock once per batch of events ([`Clock::tick`]) and every
+/// handler of that batch sees the same time, like Dovecot's `ioloop_time`. Reading it per
+/// call cost about 8 % of the CPU per auth request under load (BENCHMARKS.md).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Clock {
     offset: Duration,
+    /// The time taken at the last [`Clock::tick`]; `None` = read the system clock.
+    ticked_ms: Option<u64>,
 }
 
 impl Clock {
-    /// Unix time in milliseconds.
+    /// Unix time in milliseconds (as of the last [`Clock::tick`], if any).
     pub fn now_ms(&self) -> u64 {
+        match self.ticked_ms {
+            Some(t) => t,
+            None => self.read_ms(),
+        }
+    }
+
+    fn read_ms(&self) -> u64 {
         (SystemTime::now() + self.offset)
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0)
+    }
+
+    /// Reads the system clock; [`Clock::now_ms`] returns this time until the next tick.
+    pub fn tick(&mut self) -> u64 {
+        let t = self.read_ms();
+        self.ticked_ms = Some(t);
+        t
     }
 
     /// Unix time in whole seconds.
@@ -49,6 +75,9 @@ impl Clock {
     /// Moves the clock forward.
     pub fn advance(&mut self, by: Duration) {
         self.offset += by;
+        if self.ticked_ms.is_some() {
+            self.tick();
+        }
     }
 }
 
@@ -57,7 +86,8 @@ impl Clock {
 struct Delayed {
     tag: Tag,
     hash: u32,
-    username: String,
+    /// For log lines only (lossy UTF-8 when written).
+    username: Bytes,
     queued_ms: u64,
     /// The ring's reason at the last attempt (ring directors only).
     ring_reason: Option<&'static str>,
@@ -165,23 +195,57 @@ impl Owner {
         if self.ring.is_some() {
             self.ring_handle(crate::ring::RingEvent::Start);
         }
+        // One pinned timer, moved only when the earliest deadline changes: a new `Sleep`
+        // per event cost a timer-wheel registration (and often an eventfd wake-up) each.
+        let sleep = tokio::time::sleep(IDLE_WAKEUP);
+        tokio::pin!(sleep);
+        let mut armed: Option<Option<u64>> = None;
+        let mut batch = Vec::with_capacity(OWNER_BATCH);
+        let stopping = shutdown.cancelled();
+        tokio::pin!(stopping);
+        self.clock.tick();
         loop {
+            let now_ms = self.clock.now_ms();
             self.fire_timers();
-            let sleep = match self.next_deadline_ms() {
-                // At least 1 ms, so a deadline a timer failed to clear cannot spin the task.
-                Some(at) => Duration::from_millis(at.saturating_sub(self.clock.now_ms()).max(1)),
-                // Nothing scheduled: wake up once in a while anyway (cheap, bounded).
-                None => Duration::from_secs(3600),
+            let want = self.next_deadline_ms();
+            if armed != Some(want) {
+                let wait = match want {
+                    // At least 1 ms, so a deadline a timer failed to clear cannot spin the task.
+                    Some(at) => Duration::from_millis(at.saturating_sub(now_ms).max(1)),
+                    // Nothing scheduled: wake up once in a while anyway (cheap, bounded).
+                    None => IDLE_WAKEUP,
+                };
+                sleep.as_mut().reset(tokio::time::Instant::now() + wait);
+                armed = Some(want);
+            }
+            tokio::select! {
+                biased;
+                _ = &mut stopping => break,
+                n = rx.recv_many(&mut batch, OWNER_BATCH) => if n == 0 { break },
+                _ = &mut sleep => {
+                    armed = None;
+                    self.clock.tick();
+                    continue;
+                }
             };
-            let ev = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(sleep) => continue,
-                ev = rx.recv() => match ev { Some(ev) => ev, None => break },
-            };
-            self.apply(ev);
-            #[cfg(debug_assertions)]
-            if let Err(e) = self.dir.check_invariants() {
-                error!("BUG: directory invariant broken: {e}");
+            self.clock.tick();
+            for ev in batch.drain(..) {
+                // A stand-alone director's host lookups and refreshes only set deadlines in
+                // the future (the clock stands still within a batch), so timers are checked
+                // once per batch for them; after anything else at once, as before batching.
+                let hot = self.ring.is_none()
+                    && matches!(ev, Event::HostBatch { .. } | Event::NotifyRefresh { .. });
+                self.apply(ev);
+                if !hot {
+                    self.fire_timers();
+                    // The timer is set again from scratch: such an event may have moved
+                    // the clock itself (`AdvanceClock`), not only a deadline.
+                    armed = None;
+                }
+                #[cfg(debug_assertions)]
+                if let Err(e) = self.dir.check_invariants() {
+                    error!("BUG: directory invariant broken: {e}");
+                }
             }
         }
         // Ring peers are told why we go (`QUIT\tShutting down`); dropping the connection table
@@ -198,7 +262,12 @@ impl Owner {
 
     fn apply(&mut self, ev: Event) {
         match ev {
-            Event::HostRequest(req) => self.host_request(req),
+            Event::HostBatch { mut queries, reply } => {
+                for q in &mut queries {
+                    q.answer = Some(self.host_query(q));
+                }
+                let _ = reply.send(queries);
+            }
             Event::NotifyRefresh { hash, line } => {
                 let now = self.clock.now_secs();
                 self.warn_late_refresh(hash, &line, now);
@@ -234,36 +303,27 @@ impl Owner {
         }
     }
 
-    fn host_request(&mut self, req: HostRequest) {
-        let HostRequest {
-            tag,
-            hash,
-            username,
-            reply,
-        } = req;
-        let tag = Tag::from(tag);
-        let (ring_reason, now_outcome) = self.route(&tag, hash);
-        match now_outcome {
-            Some(outcome) => {
-                let _ = reply.send(LookupAnswer::Done(outcome));
-            }
-            None => {
-                let (tx, rx) = oneshot::channel();
-                let _ = reply.send(LookupAnswer::Queued(rx));
-                let now_ms = self.clock.now_ms();
-                self.delayed.push_back(Delayed {
-                    tag,
-                    hash,
-                    username,
-                    queued_ms: now_ms,
-                    ring_reason,
-                    reply: tx,
-                });
-                if self.request_timer_ms.is_none() {
-                    self.request_timer_ms = Some(now_ms + DIRECTOR_REQUEST_TIMEOUT_SECS * 1000);
-                }
-            }
+    /// The answer to one lookup: a host now, or a queued request.
+    fn host_query(&mut self, q: &HostQuery) -> LookupAnswer {
+        let tag = Tag::new(&q.tag[..]);
+        let (ring_reason, now_outcome) = self.route(&tag, q.hash);
+        if let Some(outcome) = now_outcome {
+            return LookupAnswer::Done(outcome);
         }
+        let (tx, rx) = oneshot::channel();
+        let now_ms = self.clock.now_ms();
+        self.delayed.push_back(Delayed {
+            tag,
+            hash: q.hash,
+            username: q.username.clone(),
+            queued_ms: now_ms,
+            ring_reason,
+            reply: tx,
+        });
+        if self.request_timer_ms.is_none() {
+            self.request_timer_ms = Some(now_ms + DIRECTOR_REQUEST_TIMEOUT_SECS * 1000);
+        }
+        LookupAnswer::Queued(rx)
     }
 
     /// A host now, or the ring's reason to wait (`None` reason: the stand-alone rules).
@@ -278,13 +338,13 @@ impl Owner {
     /// A host for (tag, hash) now, or `None` if the request must wait.
     fn try_request(&mut self, tag: &Tag, hash: u32) -> Option<HostOutcome> {
         let now = self.clock.now_secs();
-        match self.dir.request_host(tag, hash, now) {
-            RequestOutcome::Host(ip) => Some(HostOutcome::Host {
-                ip,
-                hostname: self.dir.host(ip).and_then(|h| h.hostname.clone()),
-            }),
-            RequestOutcome::NoHost | RequestOutcome::Busy => None,
-        }
+        // The entry itself, not its address: finding the host again by address cost
+        // about 180 instructions a request.
+        let host = self.dir.request_host_entry(tag, hash, now).ok()?;
+        Some(HostOutcome::Host {
+            ip: host.ip,
+            hostname: host.hostname.clone(),
+        })
     }
 
     /// Retries every queued request (after any state change that may have made hosts
@@ -332,7 +392,10 @@ impl Owner {
                 continue;
             }
             let msg = self.timeout_message(&d, age, now);
-            error!("director: User {} host lookup failed: {msg}", d.username);
+            error!(
+                "director: User {} host lookup failed: {msg}",
+                String::from_utf8_lossy(&d.username)
+            );
             let _ = d.reply.send(HostOutcome::Failed);
         }
         self.request_timer_ms = if self.delayed.is_empty() {

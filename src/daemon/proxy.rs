@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error};
 
+use super::events::HostQuery;
 use super::lines::{LineEvent, LineReader};
 use super::reply::{Asked, Processed, ReplyRewriter};
 
@@ -82,7 +83,8 @@ pub async fn serve(
     let (up_r, up_w) = upstream.into_split();
 
     // Raw copy login → auth in its own task: it never waits for us, and we never wait for it.
-    let down_closed = CancellationToken::new();
+    // A child of `shutdown`, so the pump waits on one token for both reasons to stop.
+    let down_closed = shutdown.child_token();
     let copier = {
         let down_closed = down_closed.clone();
         tokio::spawn(async move {
@@ -95,7 +97,7 @@ pub async fn serve(
     };
 
     let mut reader = LineReader::new(up_r, AUTH_MAX_LINE);
-    match pump(&mut reader, &mut down_w, &rewriter, &shutdown, &down_closed).await {
+    match pump(&mut reader, &mut down_w, &rewriter, &down_closed).await {
         PumpEnd::TooLong => error!("BUG: Auth server sent us more than {AUTH_MAX_LINE} bytes"),
         PumpEnd::Eof => error!("Auth server disconnected unexpectedly"),
         PumpEnd::ReadError(e) => error!("read({upstream_name}) failed: {e}"),
@@ -141,7 +143,8 @@ pub enum PumpEnd {
 
 /// Reads result lines from `reader`, has them processed by `rewriter` and writes the results
 /// to `out`, interleaving delayed replies as they complete. Returns when the source ends,
-/// the destination fails, `shutdown` or `peer_closed` fires. Pending delayed replies are
+/// the destination fails or `stop` fires (shutdown, or the other side closed: a child
+/// token of the daemon's shutdown token). Pending delayed replies are
 /// dropped then: the owner still creates/refreshes the user (`auth-proxy.md` §6.3).
 ///
 /// Every complete line already read is processed before anything is written, and the
@@ -153,8 +156,7 @@ pub async fn pump<R, W>(
     reader: &mut LineReader<R>,
     out: &mut W,
     rewriter: &ReplyRewriter,
-    shutdown: &CancellationToken,
-    peer_closed: &CancellationToken,
+    stop: &CancellationToken,
 ) -> PumpEnd
 where
     R: tokio::io::AsyncRead + Unpin,
@@ -163,54 +165,50 @@ where
     let mut pending: JoinSet<Vec<u8>> = JoinSet::new();
     let mut batch: Vec<u8> = Vec::with_capacity(BATCH_START);
     let mut lines: Vec<Asked> = Vec::new();
-    // Made once: creating them anew in every select! cost about 550 instructions a line.
-    let stopping = shutdown.cancelled();
-    let closed = peer_closed.cancelled();
-    tokio::pin!(stopping, closed);
+    let mut queries: Vec<HostQuery> = Vec::new();
+    // Made once: creating it anew in every select! cost about 550 instructions a line.
+    // Polled last: every poll of it takes two mutexes, and it only matters once the
+    // I/O has nothing ready (the I/O branches return Pending within a bounded number of
+    // polls: tokio's cooperative budget).
+    let stopping = stop.cancelled();
+    tokio::pin!(stopping);
     loop {
         // Set when the source ended (or the owner went away) after some lines of this batch
         // were processed: those are still written, as they would have been one by one.
         let mut end = None;
         tokio::select! {
             biased;
-            _ = &mut stopping => return PumpEnd::Stopped,
-            _ = &mut closed => return PumpEnd::Stopped,
             Some(done) = pending.join_next(), if !pending.is_empty() => match done {
                 Ok(bytes) => batch.extend_from_slice(&bytes),
                 Err(_) => continue,
             },
             ev = reader.next_line() => {
-                // Every request goes to the owner before any answer is awaited.
+                // Every line of the read is examined first; their host requests go to the
+                // owner as one batch.
                 let mut ev = Some(ev);
                 while let Some(next) = ev.take() {
                     match next {
-                        Ok(LineEvent::Line(line)) => {
-                            let asked = rewriter.ask(line).await;
-                            let stop = matches!(asked, Asked::Shutdown);
-                            lines.push(asked);
-                            if stop {
-                                break;
-                            }
-                        }
-                        Ok(LineEvent::TooLong) => {
-                            end = Some(PumpEnd::TooLong);
-                            break;
-                        }
-                        Ok(LineEvent::Eof) => {
-                            end = Some(PumpEnd::Eof);
-                            break;
-                        }
-                        Err(e) => {
-                            end = Some(PumpEnd::ReadError(e));
-                            break;
-                        }
+                        Ok(LineEvent::Line(line)) => lines.push(rewriter.ask(line, &mut queries)),
+                        Ok(LineEvent::TooLong) => end = Some(PumpEnd::TooLong),
+                        Ok(LineEvent::Eof) => end = Some(PumpEnd::Eof),
+                        Err(e) => end = Some(PumpEnd::ReadError(e)),
                     }
-                    if lines.len() < BATCH_LINES {
+                    if end.is_none() && lines.len() < BATCH_LINES {
                         ev = reader.buffered_line().map(Ok);
                     }
                 }
+                let mut answered = if queries.is_empty() {
+                    Some(std::mem::take(&mut queries))
+                } else {
+                    rewriter.lookup(std::mem::take(&mut queries)).await
+                };
+                let mut answers = answered.iter_mut().flat_map(|v| v.drain(..));
                 for asked in lines.drain(..) {
-                    match rewriter.answer(asked, &mut batch).await {
+                    let answer = match asked {
+                        Asked::Lookup(_) => answers.next().and_then(|q| q.answer),
+                        Asked::Forward(_) => None,
+                    };
+                    match rewriter.answer(asked, answer, &mut batch) {
                         Processed::Done => {}
                         Processed::Later(fut) => {
                             pending.spawn(fut);
@@ -221,7 +219,14 @@ where
                         }
                     }
                 }
+                drop(answers);
+                // The vector comes back from the owner; its capacity is used again.
+                if let Some(mut v) = answered {
+                    v.clear();
+                    queries = v;
+                }
             },
+            _ = &mut stopping => return PumpEnd::Stopped,
         };
         while let Some(done) = pending.try_join_next() {
             if let Ok(bytes) = done {
@@ -230,9 +235,9 @@ where
         }
         if !batch.is_empty() {
             let written = tokio::select! {
-                _ = &mut stopping => return PumpEnd::Stopped,
-                _ = &mut closed => return PumpEnd::Stopped,
+                biased;
                 r = out.write_all(&batch) => r,
+                _ = &mut stopping => return PumpEnd::Stopped,
             };
             if let Err(e) = written {
                 debug!("write failed: {e}");

@@ -11,11 +11,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use director_parsers::ip::{ip_to_string, ipv4_text, IPV4_MAX};
-use director_parsers::passdb::{self, Examined, ReplyKind};
-use tokio::sync::oneshot;
+use director_parsers::passdb::{self, Decorator, Examined, ReplyKind};
 use tracing::{error, warn};
 
-use super::events::{Event, HostOutcome, HostRequest, LookupAnswer, OwnerHandle};
+use super::events::{HostOutcome, HostQuery, LookupAnswer, OwnerHandle};
 use crate::username_hash::UsernameHash;
 
 /// What to do with one line.
@@ -32,16 +31,13 @@ pub enum Processed {
 pub enum Asked {
     /// Forward the line unchanged.
     Forward(Bytes),
-    /// The owner has been asked for the line's host.
+    /// The line's host request is in the batch for the state owner.
     Lookup(Lookup),
-    /// The state owner is gone: the daemon is stopping.
-    Shutdown,
 }
 
-/// A line whose host request is with the state owner.
+/// A line whose host request goes to the state owner.
 pub struct Lookup {
     line: Bytes,
-    rx: oneshot::Receiver<LookupAnswer>,
     self_rule: Option<Examined<'static>>,
 }
 
@@ -51,7 +47,7 @@ pub struct ReplyRewriter {
     kind: ReplyKind,
     hasher: Arc<UsernameHash>,
     separator: Option<u8>,
-    proxy_refresh: u32,
+    decorator: Arc<Decorator>,
     owner: OwnerHandle,
 }
 
@@ -68,16 +64,16 @@ impl ReplyRewriter {
             kind,
             hasher,
             separator,
-            proxy_refresh,
+            decorator: Arc::new(Decorator::new(proxy_refresh)),
             owner,
         }
     }
 
     /// First half of processing one line (without its LF): examine it and, if it needs a
-    /// host, send the request to the state owner without waiting for the answer. A
-    /// connection asks for every line it has read before it waits for any answer, so the
-    /// owner is woken once per read rather than once per line.
-    pub async fn ask(&self, line: Bytes) -> Asked {
+    /// host, add its request to `queries`. A connection collects the requests of every
+    /// line it has read and sends them to the state owner as one batch
+    /// ([`ReplyRewriter::lookup`]), so the owner is woken and answers once per read.
+    pub fn ask(&self, line: Bytes, queries: &mut Vec<HostQuery>) -> Asked {
         let Some(ex) = passdb::examine(&line, self.kind) else {
             return Asked::Forward(line);
         };
@@ -94,13 +90,12 @@ impl ReplyRewriter {
         let Some(name) = ex.lookup_name(self.separator) else {
             return Asked::Forward(line);
         };
-        let hash = self.hasher.hash(name);
-        // Names are UTF-8 in practice; the lossy path walks the bytes more slowly.
-        let username = match std::str::from_utf8(name) {
-            Ok(s) => s.to_owned(),
-            Err(_) => String::from_utf8_lossy(name).into_owned(),
-        };
-        let tag = ex.tag.to_vec();
+        queries.push(HostQuery {
+            tag: part_of(&line, &ex.tag),
+            hash: self.hasher.hash(name),
+            username: part_of(&line, name),
+            answer: None,
+        });
         // The proxy_maybe "self" rule needs lip/port/lport after the lookup; nothing else
         // of the examination is needed again.
         let self_rule = ex.proxy_maybe.then(|| Examined {
@@ -109,52 +104,45 @@ impl ReplyRewriter {
             lport: ex.lport,
             ..Examined::default()
         });
-        let (reply, rx) = oneshot::channel();
-        let req = HostRequest {
-            tag,
-            hash,
-            username,
-            reply,
-        };
-        if !self.owner.send(Event::HostRequest(req)).await {
-            return Asked::Shutdown;
-        }
-        Asked::Lookup(Lookup {
-            line,
-            rx,
-            self_rule,
-        })
+        Asked::Lookup(Lookup { line, self_rule })
     }
 
-    /// Second half: the reply for an [`Asked`] line, appended to `out` when it is decided
-    /// now (forward, decorate or temp_fail), or held back.
-    pub async fn answer(&self, asked: Asked, out: &mut Vec<u8>) -> Processed {
-        let Lookup {
-            line,
-            rx,
-            self_rule,
-        } = match asked {
+    /// Sends a batch of [`ReplyRewriter::ask`] requests to the state owner and waits for the
+    /// answers (in place, in order). `None` if the owner is gone (shutting down).
+    pub async fn lookup(&self, queries: Vec<HostQuery>) -> Option<Vec<HostQuery>> {
+        self.owner.lookup_hosts(queries).await
+    }
+
+    /// Second half: the reply for an [`Asked`] line given the owner's `answer` to its request,
+    /// appended to `out` when it is decided now (forward, decorate or temp_fail), or held
+    /// back. A lookup without an answer means the owner is gone.
+    pub fn answer(
+        &self,
+        asked: Asked,
+        answer: Option<LookupAnswer>,
+        out: &mut Vec<u8>,
+    ) -> Processed {
+        let Lookup { line, self_rule } = match asked {
             Asked::Forward(line) => {
                 out.extend_from_slice(&line);
                 out.push(b'\n');
                 return Processed::Done;
             }
-            Asked::Shutdown => return Processed::Shutdown,
             Asked::Lookup(lookup) => lookup,
         };
-        match rx.await {
-            Err(_) => Processed::Shutdown,
-            Ok(LookupAnswer::Done(outcome)) => {
-                finish(&line, &outcome, self.proxy_refresh, self_rule.as_ref(), out);
+        match answer {
+            None => Processed::Shutdown,
+            Some(LookupAnswer::Done(outcome)) => {
+                finish(&line, &outcome, &self.decorator, self_rule.as_ref(), out);
                 Processed::Done
             }
-            Ok(LookupAnswer::Queued(rx)) => {
-                let refresh = self.proxy_refresh;
+            Some(LookupAnswer::Queued(rx)) => {
+                let decorator = self.decorator.clone();
                 Processed::Later(Box::pin(async move {
                     let mut out = Vec::with_capacity(line.len() + 64);
                     match rx.await {
                         Ok(outcome) => {
-                            finish(&line, &outcome, refresh, self_rule.as_ref(), &mut out)
+                            finish(&line, &outcome, &decorator, self_rule.as_ref(), &mut out)
                         }
                         Err(_) => {
                             // The owner dropped the request (shutting down): fail it.
@@ -169,12 +157,26 @@ impl ReplyRewriter {
     }
 }
 
+/// `part` as a `Bytes` sharing `line`'s buffer when it is a slice of it (no copy, no
+/// allocation), else a copy (an unescaped field).
+fn part_of(line: &Bytes, part: &[u8]) -> Bytes {
+    let start = line.as_ptr() as usize;
+    let at = part.as_ptr() as usize;
+    if part.is_empty() {
+        Bytes::new()
+    } else if at >= start && at + part.len() <= start + line.len() {
+        line.slice_ref(part)
+    } else {
+        Bytes::copy_from_slice(part)
+    }
+}
+
 /// The reply for a decided lookup (`auth-proxy.md` §6).
 /// `self_rule` carries the line's `lip`/`port`/`lport` when it had `director_proxy_maybe`.
 fn finish(
     line: &[u8],
     outcome: &HostOutcome,
-    proxy_refresh: u32,
+    decorator: &Decorator,
     self_rule: Option<&Examined<'static>>,
     out: &mut Vec<u8>,
 ) {
@@ -184,21 +186,21 @@ fn finish(
             out.extend_from_slice(line);
             out.push(b'\n');
         }
-        HostOutcome::Host { ip, hostname } => {
-            let mut v4 = [0; IPV4_MAX];
-            let v6;
-            let ip_text = match ip {
-                IpAddr::V4(a) => ipv4_text(a, &mut v4),
-                IpAddr::V6(_) => {
-                    v6 = ip_to_string(ip);
-                    v6.as_str()
-                }
-            };
-            match hostname {
-                Some(name) => passdb::decorate(line, proxy_refresh, name, Some(ip_text), out),
-                None => passdb::decorate(line, proxy_refresh, ip_text, None, out),
+        HostOutcome::Host { ip, hostname } => match hostname {
+            Some(name) => {
+                let mut v4 = [0; IPV4_MAX];
+                let v6;
+                let ip_text = match ip {
+                    IpAddr::V4(a) => ipv4_text(a, &mut v4),
+                    IpAddr::V6(_) => {
+                        v6 = ip_to_string(ip);
+                        v6.as_str()
+                    }
+                };
+                decorator.decorate(line, name, Some(ip_text), out)
             }
-        }
+            None => decorator.decorate_ip(line, ip, out),
+        },
         HostOutcome::Failed => passdb::temp_fail(line, out),
     }
 }

@@ -19,7 +19,8 @@ use super::events::HostOutcome;
 use super::owner::Owner;
 use super::ringnet::{CloseWhy, RingIo, SendError};
 use crate::ring::{
-    AdminCmd, AdminOutcome, ConnId, DirAddr, LogLevel, RingEffect, RingEvent, Routing, WaitReason,
+    AdminCmd, AdminOutcome, ConnFailure, ConnId, DirAddr, LogLevel, RingEffect, RingEvent, Routing,
+    WaitReason,
 };
 use crate::state::Tag;
 
@@ -212,11 +213,16 @@ impl Owner {
             RingEffect::Send { conn, line } => match ring.net.send(conn.0, line) {
                 Ok(()) | Err(SendError::Gone) => {}
                 Err(SendError::Full(n)) => {
-                    error!("Output buffer full at {n}");
+                    // Dovecot closes the output at once (no QUIT can follow), then the ring
+                    // reconnects "after write failure".
                     ring.net.close(conn.0);
-                    events.push_back(RingEvent::Closed { conn });
+                    events.push_back(RingEvent::Failed {
+                        conn,
+                        failure: ConnFailure::OutputFull(n),
+                    });
                 }
             },
+            RingEffect::WantWritable { conn } => ring.net.want_writable(conn.0),
             RingEffect::Connect { conn, ip, port } => ring.net.connect(conn.0, ip, port),
             RingEffect::Close { conn, reason } => {
                 debug!(conn = conn.0, "closing ring connection: {reason}");
@@ -299,14 +305,41 @@ impl Owner {
                     bytes,
                 }
             }
+            RingIo::Writable { conn } => {
+                if !ring.net.contains(conn) {
+                    return;
+                }
+                RingEvent::Writable { conn: ConnId(conn) }
+            }
+            RingIo::Closed {
+                conn,
+                why: CloseWhy::TooLong,
+            } => {
+                // The task still writes: the ring's QUIT and close go through it.
+                if !ring.net.contains(conn) {
+                    return;
+                }
+                RingEvent::Failed {
+                    conn: ConnId(conn),
+                    failure: ConnFailure::TooLongLine,
+                }
+            }
             RingIo::Closed { conn, why } => {
                 if !ring.net.forget(conn) {
                     return;
                 }
-                if let CloseWhy::Error(e) | CloseWhy::ConnectFailed(e) = &why {
-                    debug!(conn, "ring connection failed: {e}");
+                let failure = match why {
+                    CloseWhy::Eof | CloseWhy::TooLong => None,
+                    CloseWhy::Error(e) => Some(e),
+                    CloseWhy::ConnectFailed(e) => Some(format!("connect() failed: {e}")),
+                };
+                match failure {
+                    None => RingEvent::Closed { conn: ConnId(conn) },
+                    Some(e) => RingEvent::Failed {
+                        conn: ConnId(conn),
+                        failure: ConnFailure::Io(e),
+                    },
                 }
-                RingEvent::Closed { conn: ConnId(conn) }
             }
         };
         self.ring_handle(event);

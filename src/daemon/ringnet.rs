@@ -40,8 +40,12 @@ pub const OUTGOING_BIT: u64 = 1 << 63;
 /// How long a connection may keep flushing its output after shutdown started.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
 
-/// Bound on a connect() (`ring-protocol.md` §9.1: "Connect timed out" after 10 s).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Backstop bound on a connect(); the ring's own 10 s handshake timer ("Connect timed out",
+/// `ring-protocol.md` §9.1) normally fires first.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(11);
+
+/// Most bytes gathered from the queue into one write().
+const WRITE_BATCH: usize = 64 * 1024;
 
 /// Why a connection task ended on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +54,8 @@ pub enum CloseWhy {
     Eof,
     /// Reading or writing failed (text as `strerror`).
     Error(String),
-    /// A line did not fit in 1024 bytes.
+    /// A line did not fit in 1024 bytes. Reading stopped, but the connection still writes
+    /// (the owner's QUIT) until the owner closes it.
     TooLong,
     /// connect() failed or timed out.
     ConnectFailed(String),
@@ -80,7 +85,13 @@ pub enum RingIo {
         /// The line.
         bytes: Vec<u8>,
     },
-    /// The connection ended without the owner asking.
+    /// Everything queued before [`RingNet::want_writable`] has been written.
+    Writable {
+        /// The connection.
+        conn: u64,
+    },
+    /// The connection ended without the owner asking (except [`CloseWhy::TooLong`], which
+    /// waits for the owner's close).
     Closed {
         /// The connection.
         conn: u64,
@@ -125,6 +136,8 @@ pub struct ConnStats {
 #[derive(Debug)]
 enum Out {
     Line(Bytes),
+    /// Report [`RingIo::Writable`] once reached.
+    Writable,
     Close,
 }
 
@@ -305,6 +318,13 @@ impl RingNet {
             .map_err(|_| SendError::Gone)
     }
 
+    /// Asks for [`RingIo::Writable`] once what is queued now has been written.
+    pub fn want_writable(&mut self, conn: u64) {
+        if let Some(h) = self.conns.get(&conn) {
+            let _ = h.tx.send(Out::Writable);
+        }
+    }
+
     /// Closes a connection after what was queued has been written; it is forgotten at once.
     pub fn close(&mut self, conn: u64) {
         if let Some(h) = self.conns.remove(&conn) {
@@ -388,23 +408,54 @@ async fn serve(
                 }
                 Ok(LineEvent::TooLong) => return Some(CloseWhy::TooLong),
                 Ok(LineEvent::Eof) => return Some(CloseWhy::Eof),
-                Err(e) => return Some(CloseWhy::Error(super::describe_io_error(&e))),
+                Err(e) => {
+                    return Some(CloseWhy::Error(format!(
+                        "read(size={DIRECTOR_MAX_LINE}) failed: {}",
+                        super::describe_io_error(&e)
+                    )))
+                }
             }
         }
     };
+    let writer_owner = owner.clone();
     let writing = async {
-        while let Some(Out::Line(bytes)) = rx.recv().await {
-            let len = bytes.len() as u64;
-            let r = w.write_all(&bytes).await;
-            counters.buffered.fetch_sub(len, Ordering::AcqRel);
-            if let Err(e) = r {
-                return Some(CloseWhy::Error(format!(
-                    "write() failed: {}",
-                    super::describe_io_error(&e)
-                )));
+        let mut batch: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
+        while let Some(first) = rx.recv().await {
+            // Gather the queued lines into one write(); a marker, an empty queue or a full
+            // batch ends it.
+            let mut item = Some(first);
+            while let Some(Out::Line(bytes)) = &item {
+                batch.extend_from_slice(bytes);
+                item = if batch.len() >= WRITE_BATCH {
+                    None
+                } else {
+                    rx.try_recv().ok()
+                };
             }
-            counters.bytes_out.fetch_add(len, Ordering::Relaxed);
-            counters.last_out.store(unix_now(), Ordering::Relaxed);
+            if !batch.is_empty() {
+                let len = batch.len() as u64;
+                let r = w.write_all(&batch).await;
+                counters.buffered.fetch_sub(len, Ordering::AcqRel);
+                batch.clear();
+                if let Err(e) = r {
+                    return Some(CloseWhy::Error(format!(
+                        "write() failed: {}",
+                        super::describe_io_error(&e)
+                    )));
+                }
+                counters.bytes_out.fetch_add(len, Ordering::Relaxed);
+                counters.last_out.store(unix_now(), Ordering::Relaxed);
+            }
+            match item {
+                Some(Out::Writable) => {
+                    let ev = RingIo::Writable { conn };
+                    if !writer_owner.send(Event::Ring(ev)).await {
+                        return None;
+                    }
+                }
+                Some(Out::Close) => break,
+                _ => {}
+            }
         }
         // The owner closed (or forgot) the connection: flush what was queued and end.
         let _ = w.shutdown().await;
@@ -416,16 +467,23 @@ async fn serve(
         shutdown.cancelled().await;
         tokio::time::sleep(SHUTDOWN_FLUSH).await;
     };
+    tokio::pin!(stop, writing);
     let why = tokio::select! {
-        _ = stop => None,
+        _ = &mut stop => None,
         why = reading => why,
-        why = writing => why,
+        why = &mut writing => why,
     };
     if let Some(why) = why {
-        if why == CloseWhy::TooLong {
-            error!("Director sent us more than {DIRECTOR_MAX_LINE} bytes");
+        let keep_writing = why == CloseWhy::TooLong;
+        if !owner.send(Event::Ring(RingIo::Closed { conn, why })).await || !keep_writing {
+            return;
         }
-        owner.send(Event::Ring(RingIo::Closed { conn, why })).await;
+        // Dovecot answers a too long line with QUIT before closing: write until the owner
+        // closes the connection.
+        tokio::select! {
+            _ = &mut stop => {}
+            _ = &mut writing => {}
+        }
     }
 }
 

@@ -3,11 +3,15 @@
 
 use super::facade::Ring;
 use super::peer::DirAddr;
-use super::ConnId;
+use super::{ConnId, RingEffect};
+use crate::state::UserKey;
 use director_parsers::ring::{
     Command, HandshakeUser, HostInfo, DIRECTOR_VERSION_MINOR, DIRECTOR_VERSION_UPDOWN,
 };
 use std::net::IpAddr;
+
+/// Handshake users sent per chunk (Dovecot's `DIRECTOR_HANDSHAKE_MAX_USERS_SENT_PER_FLUSH`).
+pub(super) const USERS_PER_FLUSH: usize = 10_000;
 
 /// What a connection is to us once its handshake is done (§4.8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,8 +66,58 @@ pub(super) struct Conn {
     pub close_at: Option<u64>,
     /// Close reason used when `close_at` fires.
     pub close_reason: &'static str,
+    /// Dovecot's `to_ping`: the handshake timeout, the ping interval or the PONG wait without
+    /// input; restarted by every input line (§9.1).
+    pub to_ping: Option<ConnTimer>,
+    /// Dovecot's `to_pong`: the PONG wait however much other input arrives.
+    pub pong_at: Option<u64>,
+    /// When the outstanding PING was sent (ms).
+    pub ping_sent_ms: u64,
+    /// When ME arrived (ms), for the handshake timeout's log line.
+    pub me_ms: u64,
+    /// Dovecot's per-connection `synced`: pings every 15 s instead of every 1 s.
+    pub synced: bool,
+    /// Handshake users still to send (outgoing side, §4.6).
+    pub users_out: Option<UserSend>,
     /// `DIRECTOR-LIST` counters.
     pub stats: super::stats::ConnStats,
+}
+
+/// What a connection's `to_ping` timer does when it fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum TimerKind {
+    /// Handshake not finished in time (connect, ME, sending users, DONE).
+    Handshake,
+    /// Time to PING (repeats while a PONG is awaited).
+    Ping,
+    /// A PING got no input at all in `director_ping_idle_timeout`.
+    PingIdle,
+}
+
+/// A restartable per-connection timer (Dovecot's `timeout_add` + `timeout_reset`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct ConnTimer {
+    pub kind: TimerKind,
+    pub len_ms: u64,
+    pub at_ms: u64,
+}
+
+impl ConnTimer {
+    pub fn new(kind: TimerKind, len_ms: u64, now_ms: u64) -> Self {
+        ConnTimer {
+            kind,
+            len_ms,
+            at_ms: now_ms + len_ms,
+        }
+    }
+}
+
+/// The outgoing side's handshake users in flight: the entries as they were when the
+/// handshake started, sent in chunks as the output drains (§4.6).
+#[derive(Clone, Debug)]
+pub(super) struct UserSend {
+    pub keys: Vec<UserKey>,
+    pub next: usize,
 }
 
 impl Conn {
@@ -85,6 +139,12 @@ impl Conn {
             verifying: false,
             close_at: None,
             close_reason: "",
+            to_ping: None,
+            pong_at: None,
+            ping_sent_ms: 0,
+            me_ms: 0,
+            synced: false,
+            users_out: None,
             stats: Default::default(),
         }
     }
@@ -171,37 +231,77 @@ impl Ring {
             self.send(id, &Command::HandshakeHost(h));
         }
         self.send(id, &Command::host_hand_end(hs));
-        let now = self.secs();
-        let mut users = Vec::new();
-        for tag in self.dir.tags() {
-            for u in tag.users.iter() {
-                let ip = self.dir.hosts().get(u.host).ip;
-                users.push(HandshakeUser {
-                    hash: u.hash,
-                    ip,
-                    timestamp: u.timestamp.min(now),
-                    weak: u.weak,
-                    extra: Vec::new(),
-                });
-            }
+        let mut keys = Vec::with_capacity(self.dir.user_count());
+        for (tag, t) in self.dir.tags().iter().enumerate() {
+            keys.extend(t.users.iter().map(|u| UserKey {
+                tag: tag as crate::state::TagId,
+                hash: u.hash,
+            }));
         }
         if let Some(c) = self.conns.get_mut(&id) {
-            c.stats.users_sent += users.len() as u32;
+            c.users_out = Some(UserSend { keys, next: 0 });
         }
-        for u in users {
+        self.send_users_chunk(id);
+    }
+
+    /// Sends the next chunk of handshake users (Dovecot's `director_connection_send_users`):
+    /// at most [`USERS_PER_FLUSH`] lines, then waits for the output to drain
+    /// ([`RingEffect::WantWritable`]) so a million users never sit in the output buffer at
+    /// once; after the last one, OPTIONS and DONE. Each chunk restarts the handshake timer.
+    pub(super) fn send_users_chunk(&mut self, id: ConnId) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let Some(mut batch) = c.users_out.take() else {
+            return;
+        };
+        let minor = c.minor0();
+        if let Some(t) = c.to_ping.as_mut() {
+            t.at_ms = self.now_ms + t.len_ms;
+        }
+        let now = self.secs();
+        let end = (batch.next + USERS_PER_FLUSH).min(batch.keys.len());
+        let mut sent = 0;
+        for key in &batch.keys[batch.next..end] {
+            // Entries expired or removed since the handshake began are skipped; ones
+            // refreshed meanwhile go with their current data (their USER was broadcast too).
+            let Some(u) = self.dir.user(*key) else {
+                continue;
+            };
+            let u = HandshakeUser {
+                hash: u.hash,
+                ip: self.dir.hosts().get(u.host).ip,
+                timestamp: u.timestamp.min(now),
+                weak: u.weak,
+                extra: Vec::new(),
+            };
             let cmd = if minor >= 9 {
                 Command::HandshakeUser(u)
             } else {
                 Command::LegacyHandshakeUser(u)
             };
-            self.send(id, &cmd);
+            self.out.push(RingEffect::Send {
+                conn: id,
+                line: cmd.to_line(),
+            });
+            sent += 1;
+        }
+        batch.next = end;
+        let more = batch.next < batch.keys.len();
+        let c = self.conns.get_mut(&id).expect("checked above");
+        c.stats.users_sent = c.stats.users_sent.saturating_add(sent);
+        if more {
+            c.users_out = Some(batch);
+            self.out.push(RingEffect::WantWritable { conn: id });
+            return;
         }
         if minor >= 5 {
             self.send(id, &Command::options_2_3());
             self.send(id, &Command::Done { extra: Vec::new() });
         } else {
             self.log_error(format!(
-                "director({}): Director version is too old for OPTIONS",
+                "director({}): Director version is too old for supporting \
+                 director_consistent_hashing=yes",
                 self.conn_name(id)
             ));
         }

@@ -15,7 +15,12 @@ pub(super) enum CloseKind {
     Network,
     /// Invalid data from the peer: 60 s ban.
     Protocol,
-    /// Our own decision (replaced, CONNECT, removed, QUIT received): no mark.
+    /// A handler refused the peer without a ban (QUIT, wrong ME, banned peer): no mark,
+    /// "Reconnecting after error".
+    Error,
+    /// Writing failed or the output buffer filled up: no mark.
+    Write,
+    /// Our own decision (replaced, CONNECT, removed): no mark.
     Deliberate,
 }
 
@@ -53,6 +58,10 @@ pub struct Ring {
     pub(super) hosts_replaced: bool,
     /// Moving users' deadlines (ms): 30 s timeout or the kick delay.
     pub(super) move_deadlines: BTreeMap<(u32, u32), u64>,
+    /// `director_ping_idle_timeout` (ms).
+    pub(super) ping_idle_ms: u64,
+    /// `director_ping_max_timeout` (ms).
+    pub(super) ping_max_ms: u64,
     /// `director_user_kick_delay` (ms).
     pub(super) kick_delay_ms: u64,
     /// `director_flush_socket` is set: moves we start run it ([`RingEffect::Flush`]).
@@ -97,6 +106,8 @@ impl Ring {
             shutting_down: false,
             hosts_replaced: false,
             move_deadlines: BTreeMap::new(),
+            ping_idle_ms: 30_000,
+            ping_max_ms: 60_000,
             kick_delay_ms: super::moves::KICK_DELAY_MS,
             flush_configured: false,
             sync_started_ms: 0,
@@ -181,11 +192,9 @@ impl Ring {
                 peer_ip,
             } => self.on_connected(conn, incoming, peer_ip),
             RingEvent::Line { conn, bytes } => self.on_line(conn, &bytes),
-            RingEvent::Closed { conn } => {
-                if let Some(c) = self.conns.remove(&conn) {
-                    self.after_close(c, CloseKind::Network);
-                }
-            }
+            RingEvent::Closed { conn } => self.on_eof(conn),
+            RingEvent::Failed { conn, failure } => self.on_failed(conn, failure),
+            RingEvent::Writable { conn } => self.send_users_chunk(conn),
             RingEvent::Timer => self.on_timer(),
             RingEvent::Admin(cmd) => {
                 let r = self.admin(cmd);
@@ -226,12 +235,16 @@ impl Ring {
         self.log(LogLevel::Error, text);
     }
 
-    /// Dovecot's connection name: `ip:port/left|right|in|out`.
+    /// Dovecot's connection name: `ip:port/left|right|out`, and `ip/in` for an accepted
+    /// connection until it becomes the left (the name is only set at accept and at
+    /// assignment).
     pub(super) fn conn_name(&self, id: ConnId) -> String {
         let Some(c) = self.conns.get(&id) else {
             return format!("{id:?}");
         };
+        let pending_in = c.incoming && c.role == ConnRole::Pending;
         let who = match (c.peer, c.remote_ip) {
+            (_, Some(ip)) if pending_in => director_parsers::ip::ip_to_string(&ip),
             (Some(p), _) => p.to_string(),
             (None, Some(ip)) => director_parsers::ip::ip_to_string(&ip),
             _ => "?".into(),
@@ -348,6 +361,7 @@ impl Ring {
                     director_parsers::ip::ip_to_string(&peer_ip)
                 ),
             );
+            self.set_handshake_timer(id, super::liveness::ME_TIMEOUT_MS);
             self.send_greeting(id, true);
         } else {
             let Some(c) = self.conns.get_mut(&id) else {
@@ -355,17 +369,25 @@ impl Ring {
             };
             c.connected = true;
             c.created_ms = self.now_ms;
+            self.set_handshake_timer(id, super::liveness::ME_TIMEOUT_MS);
             self.send_greeting(id, false);
         }
     }
 
+    /// One input line; afterwards, as any input does, it restarts the connection's
+    /// `to_ping` timer. After we sent CONNECT, input is discarded unread.
     fn on_line(&mut self, id: ConnId, line: &[u8]) {
+        if !self.conns.get(&id).is_some_and(|c| c.close_at.is_none()) {
+            return;
+        }
+        self.handle_line(id, line);
+        self.input_seen(id);
+    }
+
+    fn handle_line(&mut self, id: ConnId, line: &[u8]) {
         let Some(c) = self.conns.get(&id) else {
             return;
         };
-        if c.close_at.is_some() {
-            return;
-        }
         let ctx = if c.in_host_list {
             Context::HostList
         } else if c.incoming && !c.done && c.minor0() < 9 {
@@ -479,7 +501,7 @@ impl Ring {
                          Set director_consistent_hashing=yes on all directors"
                             .into(),
                     );
-                    self.close_conn(id, "Invalid input: OPTIONS", CloseKind::Deliberate);
+                    self.close_conn(id, "Invalid input: OPTIONS", CloseKind::Error);
                 }
             }
             Command::Done { .. } => self.on_done(id),
@@ -519,14 +541,7 @@ impl Ring {
             } => self.on_user_kick_hash(id, origin, hash, except_ip),
             Command::Sync(s) => self.on_sync(id, s),
             Command::Connect { ip, port } => self.on_connect_cmd(id, DirAddr::new(ip, port)),
-            Command::Ping(_) => {
-                let pong = Command::Pong(director_parsers::ring::Pulse::Stats {
-                    time: self.secs(),
-                    buffered: 0,
-                    extra: Vec::new(),
-                });
-                self.send(id, &pong);
-            }
+            Command::Ping(p) => self.on_ping(id, &p),
             Command::Pong(_) => self.on_pong(id),
             Command::Quit { reason } => {
                 let text = reason
@@ -539,41 +554,9 @@ impl Ring {
                 );
                 // Real directors answer with their own QUIT carrying this reason (captured
                 // in lab/transcripts/ring-director-leaves.txt).
-                self.close_conn(id, "Invalid input: QUIT", CloseKind::Deliberate);
+                self.close_conn(id, "Invalid input: QUIT", CloseKind::Error);
             }
         }
-    }
-
-    fn on_pong(&mut self, id: ConnId) {
-        let verifying = match self.conns.get_mut(&id) {
-            Some(c) => {
-                c.ping_outstanding = false;
-                c.stats.pong_received(self.now_ms);
-                std::mem::take(&mut c.verifying)
-            }
-            None => return,
-        };
-        if verifying && self.left == Some(id) {
-            self.left_verified();
-        }
-    }
-
-    /// PING a connection unless a PONG is pending.
-    pub(super) fn ping(&mut self, id: ConnId) {
-        let Some(c) = self.conns.get_mut(&id) else {
-            return;
-        };
-        if c.ping_outstanding || !c.connected {
-            return;
-        }
-        c.ping_outstanding = true;
-        c.stats.ping_sent(self.now_ms);
-        let ping = Command::Ping(director_parsers::ring::Pulse::Stats {
-            time: self.secs(),
-            buffered: 0,
-            extra: Vec::new(),
-        });
-        self.send(id, &ping);
     }
 
     fn shutdown(&mut self) {

@@ -10,11 +10,13 @@
 //! `topology` (left/right, connect procedure, CONNECT, membership), `sync` (SYNC rounds),
 //! `hosts` (HOST/HOST-REMOVE/HOST-FLUSH), `users` (USER merge, weak users, kicks), `moves`
 //! (USER-MOVE and the kill protocol),
-//! `timers` (timer dispatch, invariants), `facade` (event dispatch).
+//! `liveness` (handshake timeouts, PING/PONG, socket failures), `timers` (timer dispatch,
+//! invariants), `facade` (event dispatch).
 
 mod conn;
 mod facade;
 mod hosts;
+mod liveness;
 mod moves;
 mod peer;
 mod stats;
@@ -25,6 +27,8 @@ mod users;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_live;
 #[cfg(test)]
 mod tests_moves;
 #[cfg(test)]
@@ -176,8 +180,21 @@ pub enum RingEvent {
         /// The line.
         bytes: Vec<u8>,
     },
-    /// The connection failed or was closed by the remote side (EOF, error, connect failure).
+    /// The remote side closed the connection (EOF), or it failed in a way the daemon does
+    /// not describe further.
     Closed {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// The connection failed (§9.3, §9.4); the daemon has already dropped its socket.
+    Failed {
+        /// The connection.
+        conn: ConnId,
+        /// What happened.
+        failure: ConnFailure,
+    },
+    /// The output asked for with [`RingEffect::WantWritable`] has been written.
+    Writable {
         /// The connection.
         conn: ConnId,
     },
@@ -214,6 +231,18 @@ pub enum RingEvent {
     Shutdown,
 }
 
+/// How a ring connection failed, as reported by the daemon's socket layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnFailure {
+    /// An input line did not fit in 1024 bytes: a protocol failure (60 s ban).
+    TooLongLine,
+    /// Queuing output would exceed `director_output_buffer_size`; this many bytes were
+    /// buffered. Dovecot closes without a failure mark and reconnects.
+    OutputFull(u64),
+    /// A socket error, as `strerror` text (`connect() failed: ...`, `read(...) failed: ...`).
+    Io(String),
+}
+
 /// Output of [`Ring::handle`], to be carried out in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RingEffect {
@@ -232,6 +261,12 @@ pub enum RingEffect {
         ip: IpAddr,
         /// Target ring port.
         port: u16,
+    },
+    /// Answer with [`RingEvent::Writable`] once everything queued on the connection so far
+    /// has been written (handshake users wait for it between chunks, §4.6).
+    WantWritable {
+        /// The connection.
+        conn: ConnId,
     },
     /// Close a connection (after flushing what was sent); the ring has already forgotten it.
     Close {

@@ -24,6 +24,7 @@ impl Ring {
     /// §6.4: the ring (or we alone) became synced.
     pub(super) fn set_synced(&mut self) {
         self.sync_timer_at = None;
+        self.set_neighbours_synced(true);
         if !self.synced {
             self.synced = true;
             self.purge_removed(true);
@@ -53,6 +54,10 @@ impl Ring {
             return;
         }
         self.set_unsynced();
+        if self.right.is_some() {
+            // Ping faster until synced again: a dead neighbour is found sooner.
+            self.set_neighbours_synced(false);
+        }
         self.send_sync();
     }
 

@@ -12,7 +12,7 @@ pub(super) fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn addr(last: u8) -> DirAddr {
+pub(super) fn addr(last: u8) -> DirAddr {
     DirAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)), 9090)
 }
 

@@ -6,6 +6,7 @@ use super::{ConnId, RingEffect};
 
 impl Ring {
     pub(super) fn on_timer(&mut self) {
+        self.conn_timers_due();
         let now = self.now_ms;
         let due: Vec<ConnId> = self
             .conns
@@ -30,7 +31,7 @@ impl Ring {
     }
 
     pub(super) fn rearm(&mut self) {
-        let conn_min = self.conns.values().filter_map(|c| c.close_at).min();
+        let conn_min = self.next_conn_deadline();
         let purge = self
             .peers
             .list

@@ -19,6 +19,8 @@ const PREFERRED_RIGHT_MS: u64 = 30_000;
 const CONNECT_CLOSE_MS: u64 = 10_000;
 /// Close delay after a rejected CONNECT.
 const WRONG_CONNECT_CLOSE_MS: u64 = 1_000;
+/// A handshake slower than this is logged as a warning.
+const HANDSHAKE_WARN_MS: u64 = 29_000;
 /// A removed director is purged after this long.
 const REMOVED_PURGE_SECS: u64 = 30;
 
@@ -30,7 +32,7 @@ impl Ring {
             .any(|h| !h.tag.is_default() && h.vhost_count > 0);
         if minor < director_parsers::ring::DIRECTOR_VERSION_TAGS_V2 && tagged {
             self.log_error("Director version supports incompatible tags".into());
-            self.close_conn(id, "Invalid input: VERSION", CloseKind::Deliberate);
+            self.close_conn(id, "Invalid input: VERSION", CloseKind::Error);
             return;
         }
         let Some(c) = self.conns.get_mut(&id) else {
@@ -59,6 +61,14 @@ impl Ring {
             return;
         };
         c.got_me = true;
+        c.me_ms = self.now_ms;
+        let wait = if c.incoming {
+            super::liveness::DONE_TIMEOUT_MS
+        } else {
+            super::liveness::SEND_USERS_TIMEOUT_MS
+        };
+        self.set_handshake_timer(id, wait);
+        let c = self.conns.get_mut(&id).expect("checked above");
         if !c.incoming {
             let dialled = c.peer.expect("outgoing connections know their peer");
             if dialled != who {
@@ -66,7 +76,7 @@ impl Ring {
                     "Remote director thinks it's someone else (connected to {dialled}, \
                      remote says it's {who})"
                 ));
-                self.close_conn(id, "Invalid input: ME", CloseKind::Deliberate);
+                self.close_conn(id, "Invalid input: ME", CloseKind::Error);
             }
             return;
         }
@@ -84,12 +94,14 @@ impl Ring {
             );
         }
         if let Some(t) = banned {
+            let name = self.conn_name(id);
             self.log_error(format!(
-                "director({who}/in): Remote sent invalid protocol data recently, \
+                "director({name}): Remote sent invalid protocol data recently, \
                  waiting {} secs before allowing further communication",
                 t + FAILURE_SKIP_SECS - now
             ));
-            self.close_conn(id, "", CloseKind::Deliberate);
+            // Real directors QUIT with this reason (observed on 2.3.19.1).
+            self.close_conn(id, "Invalid input: ME", CloseKind::Error);
             return;
         }
         if who == self.peers.me {
@@ -170,11 +182,20 @@ impl Ring {
         if let Some(p) = self.peers.get_mut(peer) {
             p.last_network_failure = None;
         }
-        let secs = (self.now_ms - self.conns[&id].created_ms) / 1000;
+        let c = &self.conns[&id];
+        let (ms, sent) = (self.now_ms - c.created_ms, c.stats.users_sent);
         let name = self.conn_name(id);
+        let level = if ms >= HANDSHAKE_WARN_MS {
+            LogLevel::Warning
+        } else {
+            LogLevel::Info
+        };
         self.log(
-            LogLevel::Info,
-            format!("director({name}): Handshake finished in {secs} secs"),
+            level,
+            format!(
+                "director({name}): Handshake finished in {} secs ({sent} USERs sent in handshake)",
+                super::liveness::secs3(ms)
+            ),
         );
         if incoming {
             self.send(id, &Command::Done { extra: Vec::new() });
@@ -222,6 +243,7 @@ impl Ring {
         self.left = Some(id);
         self.conns.get_mut(&id).expect("exists").role = ConnRole::Left;
         self.pair_completed();
+        self.set_ping_timeout(id);
     }
 
     fn assign_right(&mut self, id: ConnId) {
@@ -246,6 +268,7 @@ impl Ring {
         self.conns.get_mut(&id).expect("exists").role = ConnRole::Right;
         self.send_delayed_syncs();
         self.pair_completed();
+        self.set_ping_timeout(id);
     }
 
     /// After a left/right assignment: with both neighbours, start a SYNC round (§4.8).
@@ -295,8 +318,9 @@ impl Ring {
         }
         if self.right.is_none() {
             let reason = match kind {
-                CloseKind::Protocol => "Reconnecting after error",
-                _ => "Reconnecting after disconnection",
+                CloseKind::Protocol | CloseKind::Error => "Reconnecting after error",
+                CloseKind::Write => "Reconnecting after write failure",
+                CloseKind::Network | CloseKind::Deliberate => "Reconnecting after disconnection",
             };
             self.connect_procedure(reason);
         }
@@ -311,6 +335,7 @@ impl Ring {
         }
         self.conns
             .insert(id, Conn::new(id, false, Some(to), self.now_ms));
+        self.set_handshake_timer(id, super::liveness::CONNECT_TIMEOUT_MS);
         self.conn_created(id);
         let me = self.peers.me;
         self.log(

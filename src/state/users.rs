@@ -303,6 +303,20 @@ impl UserDirectory {
         self.mark_order(slot);
     }
 
+    /// [`UserDirectory::set_weak`] to `false` and [`UserDirectory::refresh`] with one index
+    /// lookup (every auth request of a stand-alone director does both).
+    pub fn refresh_strong(&mut self, hash: u32, timestamp: u64) {
+        let Some(slot) = self.slot(hash) else {
+            return;
+        };
+        self.entries[slot as usize].flags &= !WEAK;
+        self.unlink(slot);
+        self.entries[slot as usize].timestamp = ts32(timestamp);
+        let tail = self.tail;
+        self.link_after(slot, tail);
+        self.mark_order(slot);
+    }
+
     /// Set the timestamp without moving the entry (what Dovecot's user move does).
     pub fn bump_in_place(&mut self, hash: u32, timestamp: u64) {
         if let Some(slot) = self.slot(hash) {

@@ -3,7 +3,7 @@
 
 use super::rng::Rng;
 use director::mail_hosts::MailHostSpec;
-use director::ring::{ConnId, DirAddr, Ring, RingEffect, RingEvent};
+use director::ring::{ConnFailure, ConnId, DirAddr, Ring, RingEffect, RingEvent};
 use director::state::{Directory, Tag};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -69,6 +69,8 @@ enum Ev {
 pub struct Node {
     pub ring: Option<Ring>,
     pub inc: u64,
+    /// Hung (SIGSTOP) until this time (ms): everything for it waits, TCP stays up.
+    pub frozen_until: u64,
 }
 
 pub struct Stats {
@@ -79,10 +81,17 @@ pub struct Stats {
     pub gaps: u64,
     pub moves: u64,
     pub move_timeouts: u64,
-    /// Users whose move timed out somewhere: Dovecot itself declares them possibly
-    /// inconsistent ("its state may now be inconsistent").
+    /// Users whose move timed out somewhere (Dovecot itself declares them possibly
+    /// inconsistent: "its state may now be inconsistent"), or was made by a director cut off
+    /// from the ring.
     pub timed_out_users: std::collections::BTreeSet<u32>,
     pub violations: Vec<String>,
+    /// Connections closed by "Handshake timeout".
+    pub handshake_timeouts: u64,
+    /// Connections closed by "Ping timeout" or "Pong timeout".
+    pub ping_timeouts: u64,
+    /// Connections closed for a protocol error (garbage or a too long line): 60 s ban.
+    pub protocol_errors: u64,
 }
 
 pub struct World {
@@ -129,13 +138,20 @@ impl World {
                 move_timeouts: 0,
                 timed_out_users: Default::default(),
                 violations: Vec::new(),
+                handshake_timeouts: 0,
+                ping_timeouts: 0,
+                protocol_errors: 0,
             },
             max_delay: 50,
             log: Vec::new(),
             trace: std::env::var("DIRECTOR_SIM_TRACE").is_ok(),
         };
         for _ in 0..n {
-            w.nodes.push(Node { ring: None, inc: 0 });
+            w.nodes.push(Node {
+                ring: None,
+                inc: 0,
+                frozen_until: 0,
+            });
         }
         for i in 0..n {
             w.boot(i);
@@ -190,6 +206,11 @@ impl World {
     fn step(&mut self, ev: Ev) {
         match ev {
             Ev::To { node, inc, ev } => {
+                let thaw = self.nodes[node].frozen_until;
+                if self.now < thaw {
+                    self.push(thaw, Ev::To { node, inc, ev });
+                    return;
+                }
                 if self.nodes[node].inc == inc && self.nodes[node].ring.is_some() {
                     self.deliver(node, ev);
                 }
@@ -319,7 +340,17 @@ impl World {
                         ),
                     }
                 }
-                RingEffect::Close { conn, .. } => {
+                RingEffect::Close { conn, reason } => {
+                    match reason.as_str() {
+                        "Handshake timeout" => self.stats.handshake_timeouts += 1,
+                        "Ping timeout" | "Pong timeout" => self.stats.ping_timeouts += 1,
+                        r if r.starts_with("Invalid input: GARBAGE")
+                            || r == "Too long input line" =>
+                        {
+                            self.stats.protocol_errors += 1
+                        }
+                        _ => {}
+                    }
                     let me = End { node, conn: *conn };
                     self.fifo.remove(&me);
                     if let Some(other) = self.links.remove(&me) {
@@ -347,6 +378,13 @@ impl World {
                     let d = self.delay();
                     let ev = RingEvent::KickDone { hash: *hash };
                     self.push(self.now + d, Ev::To { node, inc, ev });
+                }
+                RingEffect::WantWritable { conn } => {
+                    // Written once the lines queued before it have left (FIFO per link).
+                    let me = End { node, conn: *conn };
+                    let at = (self.now + 1).max(*self.fifo.get(&me).unwrap_or(&0));
+                    let ev = RingEvent::Writable { conn: *conn };
+                    self.push(at, Ev::To { node, inc, ev });
                 }
                 RingEffect::ArmTimer { at_ms } => {
                     self.push(
@@ -394,6 +432,82 @@ impl World {
         }
     }
 
+    /// Whether a director is running and not hung (it can take admin commands and logins).
+    pub fn usable(&self, node: usize) -> bool {
+        self.nodes[node].ring.is_some() && self.now >= self.nodes[node].frozen_until
+    }
+
+    /// Fault: a director hangs (SIGSTOP) for `ms`: it answers nothing, PINGs included, and
+    /// then processes everything that queued up.
+    pub fn freeze(&mut self, node: usize, ms: u64) {
+        self.stats.faults += 1;
+        self.nodes[node].frozen_until = self.now + ms;
+    }
+
+    /// Fault: something on `as_peer`'s address connects to `node` and stalls in the
+    /// handshake: after VERSION (ME timeout) or, with `me`, after VERSION and ME (DONE
+    /// timeout). Nothing it is sent goes anywhere.
+    pub fn stall_handshake(&mut self, node: usize, as_peer: usize, me: bool) {
+        self.stats.faults += 1;
+        self.next_in += 1;
+        let conn = ConnId(self.next_in);
+        let inc = self.nodes[node].inc;
+        let peer = dir_addr(as_peer);
+        let mut evs = vec![
+            RingEvent::Connected {
+                conn,
+                incoming: true,
+                peer_ip: peer.ip,
+            },
+            RingEvent::Line {
+                conn,
+                bytes: b"VERSION\tdirector\t1\t9".to_vec(),
+            },
+        ];
+        if me {
+            let line = format!("ME\t{}\t{}\t{}", peer.ip, peer.port, self.now / 1000);
+            evs.push(RingEvent::Line {
+                conn,
+                bytes: line.into_bytes(),
+            });
+        }
+        for (i, ev) in evs.into_iter().enumerate() {
+            self.push(self.now + i as u64, Ev::To { node, inc, ev });
+        }
+    }
+
+    /// Fault: one end of a random live link receives a line it must reject (an unknown
+    /// command, or more than 1024 bytes): it closes the link and bans the sender for 60 s.
+    pub fn inject_protocol_error(&mut self, too_long: bool) {
+        let ends: Vec<End> = self.links.keys().copied().collect();
+        if ends.is_empty() {
+            return;
+        }
+        let e = ends[self.rng.range(0, ends.len() as u64) as usize];
+        self.stats.faults += 1;
+        let inc = self.nodes[e.node].inc;
+        let ev = if too_long {
+            RingEvent::Failed {
+                conn: e.conn,
+                failure: ConnFailure::TooLongLine,
+            }
+        } else {
+            RingEvent::Line {
+                conn: e.conn,
+                bytes: b"GARBAGE\tx".to_vec(),
+            }
+        };
+        let at = (self.now + 1).max(*self.fifo.get(&self.links[&e]).unwrap_or(&0));
+        self.push(
+            at,
+            Ev::To {
+                node: e.node,
+                inc,
+                ev,
+            },
+        );
+    }
+
     /// Fault: a director crashes and comes back after `down_ms`.
     pub fn restart(&mut self, node: usize, down_ms: u64) {
         self.stats.faults += 1;
@@ -420,6 +534,7 @@ impl World {
         }
         self.nodes[node].ring = None;
         self.nodes[node].inc += 1;
+        self.nodes[node].frozen_until = 0;
         self.push(self.now + down_ms, Ev::Restart { node });
     }
 }

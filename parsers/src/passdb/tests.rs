@@ -318,4 +318,25 @@ proptest! {
         let suffix = format!("\tproxy_refresh={n}\thost=10.0.0.1\n");
         prop_assert_eq!(&out[kept.len()..], suffix.as_bytes());
     }
+
+    #[test]
+    fn decorator_matches_decorate(
+        line in proptest::collection::vec(any::<u8>(), 0..40),
+        n in any::<u32>(),
+        v4 in any::<[u8; 4]>(),
+        v6 in any::<[u8; 16]>(),
+    ) {
+        let d = Decorator::new(n);
+        for ip in [IpAddr::from(v4), IpAddr::from(v6)] {
+            let text = crate::ip::ip_to_string(&ip);
+            let (mut want, mut got) = (Vec::new(), Vec::new());
+            decorate(&line, n, &text, None, &mut want);
+            d.decorate_ip(&line, &ip, &mut got);
+            prop_assert_eq!(&got, &want);
+            let (mut want, mut got) = (Vec::new(), Vec::new());
+            decorate(&line, n, "mail.example", Some(&text), &mut want);
+            d.decorate(&line, "mail.example", Some(&text), &mut got);
+            prop_assert_eq!(&got, &want);
+        }
+    }
 }
