@@ -40,6 +40,17 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         }
     }
 
+    /// A reader whose buffer holds `capacity` bytes, so one read can bring many lines
+    /// (the ring connections hand a whole read's lines to the owner at once).
+    pub fn with_capacity(inner: R, max_line: usize, capacity: usize) -> Self {
+        Self {
+            inner,
+            buf: BytesMut::with_capacity(capacity.max(max_line)),
+            framer: LineFramer::new(max_line),
+            skipping: false,
+        }
+    }
+
     /// The next line, or EOF / too long. Cancel-safe.
     pub async fn next_line(&mut self) -> std::io::Result<LineEvent> {
         loop {

@@ -27,18 +27,32 @@ use crate::state::Tag;
 /// The delay reason of a request waiting for a weak user (Dovecot's text).
 pub(super) const WEAK_USER: &str = "weak user";
 
+/// What starts one round of [`Owner::ring_round`].
+enum First<'a> {
+    /// An event.
+    Event(RingEvent),
+    /// One input line of a connection, as [`RingEvent::Line`] would carry it.
+    Line(ConnId, &'a [u8]),
+}
+
 impl Owner {
     /// Feeds one event to the ring and carries out everything it answers, including the
     /// events the effects cause (a full output buffer closes the connection).
     /// Returns the answers (`Routed`, `AdminDone`) among the effects.
     pub(super) fn ring_handle(&mut self, first: RingEvent) -> Vec<RingEffect> {
-        let login = matches!(first, RingEvent::Login { .. });
+        self.ring_round(First::Event(first))
+    }
+
+    /// [`Owner::ring_handle`] for an event or for one input line borrowed from a batch.
+    fn ring_round(&mut self, first: First<'_>) -> Vec<RingEffect> {
+        let login = matches!(first, First::Event(RingEvent::Login { .. }));
         let moving_before = self.dir.moving_count();
         let changes_before = self.ring.as_ref().map_or(0, |r| r.core.state_changes());
         let mut answers = Vec::new();
-        let mut events = VecDeque::from([first]);
+        let mut events = VecDeque::new();
+        let mut next = Some(first);
         let mut rounds = 0;
-        while let Some(ev) = events.pop_front() {
+        while let Some(item) = next.take().or_else(|| events.pop_front().map(First::Event)) {
             rounds += 1;
             if rounds > 10_000 {
                 error!("BUG: ring event loop did not settle");
@@ -48,7 +62,12 @@ impl Owner {
             let Some(ring) = self.ring.as_mut() else {
                 return answers;
             };
-            let effects = ring.core.handle_in(&mut self.dir, ev, now_ms);
+            let effects = match item {
+                First::Event(ev) => ring.core.handle_in(&mut self.dir, ev, now_ms),
+                First::Line(conn, line) => {
+                    ring.core.handle_line_in(&mut self.dir, conn, line, now_ms)
+                }
+            };
             for eff in effects {
                 match eff {
                     RingEffect::Routed { .. } | RingEffect::AdminDone(_) => answers.push(eff),
@@ -279,6 +298,21 @@ impl Owner {
 
     /// Ring I/O with the state machine present.
     pub(super) fn ring_core_io(&mut self, ev: RingIo) {
+        let ev = match ev {
+            RingIo::Lines { conn, lines } => {
+                // Each line is its own round, exactly as if it had come alone: a line that
+                // closes the connection drops the rest of the batch.
+                for line in &lines {
+                    if !self.ring.as_ref().is_some_and(|r| r.net.contains(conn)) {
+                        return;
+                    }
+                    self.ring_round(First::Line(ConnId(conn), line));
+                    self.retry_weak_waiters();
+                }
+                return;
+            }
+            ev => ev,
+        };
         let Some(ring) = self.ring.as_mut() else {
             return;
         };
@@ -296,15 +330,7 @@ impl Owner {
                 incoming: false,
                 peer_ip,
             },
-            RingIo::Line { conn, bytes } => {
-                if !ring.net.contains(conn) {
-                    return;
-                }
-                RingEvent::Line {
-                    conn: ConnId(conn),
-                    bytes,
-                }
-            }
+            RingIo::Lines { .. } => return,
             RingIo::Writable { conn } => {
                 if !ring.net.contains(conn) {
                     return;

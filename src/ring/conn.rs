@@ -116,7 +116,8 @@ impl ConnTimer {
 /// handshake started, sent in chunks as the output drains (§4.6).
 #[derive(Clone, Debug)]
 pub(super) struct UserSend {
-    pub keys: Vec<UserKey>,
+    /// Each user and its slab slot at the start (read back without a hash probe).
+    pub keys: Vec<(UserKey, u32)>,
     pub next: usize,
 }
 
@@ -233,10 +234,12 @@ impl Ring {
         self.send(id, &Command::host_hand_end(hs));
         let mut keys = Vec::with_capacity(self.dir.user_count());
         for (tag, t) in self.dir.tags().iter().enumerate() {
-            keys.extend(t.users.iter().map(|u| UserKey {
-                tag: tag as crate::state::TagId,
-                hash: u.hash,
-            }));
+            let tag = tag as crate::state::TagId;
+            keys.extend(
+                t.users
+                    .slots()
+                    .map(|(slot, hash)| (UserKey { tag, hash }, slot)),
+            );
         }
         if let Some(c) = self.conns.get_mut(&id) {
             c.users_out = Some(UserSend { keys, next: 0 });
@@ -262,10 +265,10 @@ impl Ring {
         let now = self.secs();
         let end = (batch.next + USERS_PER_FLUSH).min(batch.keys.len());
         let mut sent = 0;
-        for key in &batch.keys[batch.next..end] {
+        for &(key, slot) in &batch.keys[batch.next..end] {
             // Entries expired or removed since the handshake began are skipped; ones
             // refreshed meanwhile go with their current data (their USER was broadcast too).
-            let Some(u) = self.dir.user(*key) else {
+            let Some(u) = self.dir.user_at(key, slot) else {
                 continue;
             };
             let u = HandshakeUser {

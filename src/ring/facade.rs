@@ -180,6 +180,24 @@ impl Ring {
         self.ring_min_version
     }
 
+    /// [`Ring::handle_in`] of one input line borrowed from the connection's read buffer:
+    /// the same as a [`RingEvent::Line`] without copying the line into an event.
+    pub fn handle_line_in(
+        &mut self,
+        dir: &mut Directory,
+        conn: ConnId,
+        line: &[u8],
+        now_ms: u64,
+    ) -> Vec<RingEffect> {
+        std::mem::swap(&mut self.dir, dir);
+        self.now_ms = self.now_ms.max(now_ms);
+        self.in_batch = true;
+        self.on_line(conn, line);
+        let out = self.finish_event();
+        std::mem::swap(&mut self.dir, dir);
+        out
+    }
+
     /// Process one event at `now_ms` (milliseconds on the daemon's clock; must not go back).
     pub fn handle(&mut self, event: RingEvent, now_ms: u64) -> Vec<RingEffect> {
         self.now_ms = self.now_ms.max(now_ms);
@@ -209,6 +227,11 @@ impl Ring {
             RingEvent::FlushDone { key, success } => self.flush_done(key, success),
             RingEvent::Shutdown => self.shutdown(),
         }
+        self.finish_event()
+    }
+
+    /// What every event ends with: a deferred resync, the synced report, the timer.
+    fn finish_event(&mut self) -> Vec<RingEffect> {
         self.in_batch = false;
         if self.resync_pending {
             self.resync_pending = false;
@@ -397,8 +420,9 @@ impl Ring {
         };
         let (got_version, got_me, done, in_host_list) =
             (c.minor.is_some(), c.got_me, c.done, c.in_host_list);
-        let name = command_name(line).into_owned();
-        let name = String::from_utf8_lossy(&name).into_owned();
+        // Borrowed in the common case (an ASCII name): no allocation per line.
+        let raw_name = command_name(line);
+        let name = String::from_utf8_lossy(&raw_name);
         let cmd = match Command::parse_in(line, ctx) {
             Ok(cmd) => cmd,
             Err(e) => {

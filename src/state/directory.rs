@@ -510,6 +510,15 @@ impl Directory {
         self.tags.get(key.tag as usize)?.users.get(key.hash)
     }
 
+    /// [`Directory::user`] read from the slab slot it had when listed (see
+    /// [`UserDirectory::get_at`]).
+    pub fn user_at(&self, key: UserKey, slot: u32) -> Option<User> {
+        self.tags
+            .get(key.tag as usize)?
+            .users
+            .get_at(slot, key.hash)
+    }
+
     /// Every structural invariant; tests call this after each operation.
     pub fn check_invariants(&self) -> Result<(), String> {
         super::invariants::check(self)
