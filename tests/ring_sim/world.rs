@@ -85,8 +85,8 @@ pub struct Stats {
     /// inconsistent: "its state may now be inconsistent"), or was made by a director cut off
     /// from the ring.
     pub timed_out_users: std::collections::BTreeSet<u32>,
-    /// Moves made while the ring could not carry them to every director (hung, alone,
-    /// split or joining); their users are in `timed_out_users`.
+    /// Moves made while a director was hung or the mover alone; their users are in
+    /// `timed_out_users`.
     pub unreliable_moves: u64,
     /// The latest admin USER-MOVE of each user: which directors it reached.
     pub moves_reach: BTreeMap<u32, MoveReach>,
@@ -399,6 +399,13 @@ impl World {
                                 ev: RingEvent::Closed { conn: other.conn },
                             },
                         );
+                    }
+                }
+                // A director joining a ring deletes every host and user first (§4.5 "replace
+                // all hosts"): a move it already received is gone there.
+                RingEffect::Log { text, .. } if text.contains("replace all hosts") => {
+                    for m in self.stats.moves_reach.values_mut() {
+                        m.reached.remove(&node);
                     }
                 }
                 RingEffect::Log { text, .. } if text.contains("move timed out") => {
