@@ -304,7 +304,10 @@ impl World {
                 .push(format!("{} d{} <- {:?}", self.now - T0, node, short(&ev)));
         }
         if let RingEvent::Line { bytes, .. } = &ev {
-            if let Some(hash) = user_move_hash(bytes) {
+            // Its own USER-MOVE coming back round is not applied again.
+            let own = format!("USER-MOVE\t{}\t", dir_addr(node).ip);
+            if let Some(hash) = user_move_hash(bytes).filter(|_| !bytes.starts_with(own.as_bytes()))
+            {
                 if let Some(m) = self.stats.moves_reach.get_mut(&hash) {
                     m.reached.insert(node);
                 }
