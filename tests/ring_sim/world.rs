@@ -85,6 +85,17 @@ pub struct Stats {
     /// inconsistent: "its state may now be inconsistent"), or was made by a director cut off
     /// from the ring.
     pub timed_out_users: std::collections::BTreeSet<u32>,
+    /// Moves made while a director was hung or the mover alone; their users are in
+    /// `timed_out_users`.
+    pub unreliable_moves: u64,
+    /// The latest admin USER-MOVE of each user: which directors it reached.
+    pub moves_reach: BTreeMap<u32, MoveReach>,
+    /// Login checks not made against a synced director in another ring (split ring).
+    pub split_skips: u64,
+    /// Login checks not made because the user's latest move missed a director.
+    pub missed_move_skips: u64,
+    /// Login checks not made because a two-host conflict's outcome was still travelling.
+    pub conflict_skips: u64,
     pub violations: Vec<String>,
     /// Connections closed by "Handshake timeout".
     pub handshake_timeouts: u64,
@@ -92,6 +103,16 @@ pub struct Stats {
     pub ping_timeouts: u64,
     /// Connections closed for a protocol error (garbage or a too long line): 60 s ban.
     pub protocol_errors: u64,
+}
+
+/// Where one USER-MOVE got to.
+pub struct MoveReach {
+    /// Each director's incarnation when the move was made (`None`: it was down).
+    incs: Vec<Option<u64>>,
+    /// Directors that received (or made) it.
+    reached: std::collections::BTreeSet<usize>,
+    /// A director restarted without having received it.
+    missed: bool,
 }
 
 pub struct World {
@@ -137,6 +158,11 @@ impl World {
                 moves: 0,
                 move_timeouts: 0,
                 timed_out_users: Default::default(),
+                unreliable_moves: 0,
+                moves_reach: BTreeMap::new(),
+                split_skips: 0,
+                missed_move_skips: 0,
+                conflict_skips: 0,
                 violations: Vec::new(),
                 handshake_timeouts: 0,
                 ping_timeouts: 0,
@@ -277,6 +303,16 @@ impl World {
             self.log
                 .push(format!("{} d{} <- {:?}", self.now - T0, node, short(&ev)));
         }
+        if let RingEvent::Line { bytes, .. } = &ev {
+            // Its own USER-MOVE coming back round is not applied again.
+            let own = format!("USER-MOVE\t{}\t", dir_addr(node).ip);
+            if let Some(hash) = user_move_hash(bytes).filter(|_| !bytes.starts_with(own.as_bytes()))
+            {
+                if let Some(m) = self.stats.moves_reach.get_mut(&hash) {
+                    m.reached.insert(node);
+                }
+            }
+        }
         let ring = self.nodes[node].ring.as_mut().expect("up");
         let effects = ring.handle(ev, self.now);
         // The directory's full check walks every vhost point: run it every 16th step.
@@ -368,6 +404,13 @@ impl World {
                         );
                     }
                 }
+                // A director joining a ring deletes every host and user first (§4.5 "replace
+                // all hosts"): a move it already received is gone there.
+                RingEffect::Log { text, .. } if text.contains("replace all hosts") => {
+                    for m in self.stats.moves_reach.values_mut() {
+                        m.reached.remove(&node);
+                    }
+                }
                 RingEffect::Log { text, .. } if text.contains("move timed out") => {
                     self.stats.move_timeouts += 1;
                     let hash = text.split(' ').nth(2).and_then(|h| h.parse::<u32>().ok());
@@ -430,6 +473,87 @@ impl World {
                 },
             );
         }
+    }
+
+    /// The running directors linked to `node` through left/right neighbours (either way),
+    /// `node` included: the ring its broadcasts reach.
+    pub fn ring_of(&self, node: usize) -> std::collections::BTreeSet<usize> {
+        let index =
+            |a: Option<DirAddr>| a.and_then(|a| (0..self.nodes.len()).find(|&i| dir_addr(i) == a));
+        let mut edges = Vec::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if let Some(r) = n.ring.as_ref() {
+                for j in [index(r.left_peer()), index(r.right_peer())]
+                    .into_iter()
+                    .flatten()
+                {
+                    if self.nodes[j].ring.is_some() {
+                        edges.push((i, j));
+                    }
+                }
+            }
+        }
+        let mut seen = std::collections::BTreeSet::from([node]);
+        let mut grew = true;
+        while grew {
+            grew = false;
+            for &(a, b) in &edges {
+                if seen.contains(&a) != seen.contains(&b) {
+                    seen.insert(a);
+                    seen.insert(b);
+                    grew = true;
+                }
+            }
+        }
+        seen
+    }
+
+    /// An admin USER-MOVE of `hash` is about to be made on `node`: track where it gets to.
+    pub fn track_move(&mut self, node: usize, hash: u32) {
+        let incs = self
+            .nodes
+            .iter()
+            .map(|n| n.ring.as_ref().map(|_| n.inc))
+            .collect();
+        let reached = std::collections::BTreeSet::from([node]);
+        let m = MoveReach {
+            incs,
+            reached,
+            missed: false,
+        };
+        self.stats.moves_reach.insert(hash, m);
+    }
+
+    /// Whether the latest USER-MOVE of `hash` missed a director that was running when it was
+    /// made (still running, or restarted since without having received it).
+    pub fn move_missed(&self, hash: u32) -> bool {
+        let Some(m) = self.stats.moves_reach.get(&hash) else {
+            return false;
+        };
+        m.missed
+            || m.incs.iter().enumerate().any(|(i, inc)| {
+                inc.is_some_and(|inc| inc == self.nodes[i].inc) && !m.reached.contains(&i)
+            })
+    }
+
+    /// Whether a `USER` of `hash` on `ip` or a `USER-KICK-HASH` of `hash` is on its way to a
+    /// running director: the ring is still settling where the user belongs.
+    pub fn user_update_in_flight(&self, hash: u32, ip: IpAddr) -> bool {
+        let user = format!("USER\t{hash}\t{}", director_parsers::ip::ip_to_string(&ip));
+        let kick = format!("\t{hash}\t");
+        self.events.values().any(|ev| match ev {
+            Ev::To {
+                node,
+                inc,
+                ev: RingEvent::Line { bytes, .. },
+            } if *inc == self.nodes[*node].inc => {
+                let line = String::from_utf8_lossy(bytes);
+                line.strip_prefix(&user)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('\t'))
+                    || (line.starts_with("USER-KICK-HASH\t") && line.contains(&kick))
+            }
+            _ => false,
+        })
     }
 
     /// Whether a director is running and not hung (it can take admin commands and logins).
@@ -532,11 +656,23 @@ impl World {
                 );
             }
         }
+        for m in self.stats.moves_reach.values_mut() {
+            if m.incs[node] == Some(self.nodes[node].inc) && !m.reached.contains(&node) {
+                m.missed = true;
+            }
+        }
         self.nodes[node].ring = None;
         self.nodes[node].inc += 1;
         self.nodes[node].frozen_until = 0;
         self.push(self.now + down_ms, Ev::Restart { node });
     }
+}
+
+/// The user hash of a `USER-MOVE` line.
+fn user_move_hash(line: &[u8]) -> Option<u32> {
+    let rest = line.strip_prefix(b"USER-MOVE\t")?;
+    let field = rest.split(|&b| b == b'\t').nth(3)?;
+    std::str::from_utf8(field).ok()?.parse().ok()
 }
 
 fn short(ev: &RingEvent) -> String {
