@@ -10,71 +10,9 @@ use std::io::Write;
 use std::time::Duration;
 
 use daemon_support::*;
-use director::config::Config;
-use director::daemon::events::Event;
-use director::daemon::RunningDaemon;
 
 fn log() -> String {
     log_buffer().lock().unwrap().clone()
-}
-
-struct InProc {
-    rt: tokio::runtime::Runtime,
-    daemon: Option<RunningDaemon>,
-    _dir: tempfile::TempDir,
-    base: std::path::PathBuf,
-}
-
-impl InProc {
-    fn start(config: &str) -> InProc {
-        log_buffer();
-        let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().to_path_buf();
-        let config = Config::from_toml(config, &base).unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let daemon = rt.block_on(director::daemon::start(config)).unwrap();
-        InProc {
-            rt,
-            daemon: Some(daemon),
-            _dir: dir,
-            base,
-        }
-    }
-
-    /// Sends an owner event and waits until it has been applied (an admin round trip on the
-    /// same queue follows it); returns the DIRECTOR-LIST of that round trip.
-    fn event(&self, admin: &mut Admin, ev: Event) -> String {
-        let owner = self.daemon.as_ref().unwrap().owner().clone();
-        assert!(self.rt.block_on(owner.send(ev)));
-        admin.list("DIRECTOR-LIST")
-    }
-
-    fn advance(&self, admin: &mut Admin, secs: u64) -> String {
-        self.event(admin, Event::AdvanceClock(Duration::from_secs(secs)))
-    }
-}
-
-impl Drop for InProc {
-    fn drop(&mut self) {
-        if let Some(d) = self.daemon.take() {
-            self.rt.block_on(d.shutdown());
-        }
-    }
-}
-
-fn authreply(path: &std::path::Path) -> std::os::unix::net::UnixStream {
-    let mut s = connect(path);
-    assert_eq!(
-        read_lines(&mut s, 1),
-        b"VERSION\tdirector-authreply-server\t1\t0\n"
-    );
-    s.write_all(b"VERSION\tdirector-authreply-client\t1\t0\n")
-        .unwrap();
-    s
 }
 
 /// No reply arrives on `s` within a short while.
@@ -124,8 +62,8 @@ fn requests_wait_until_the_ring_handshakes() {
         "[director]\nmail_servers = \"10.0.0.1-10.0.0.3\"\nlisten = \"127.0.0.1:{port}\"\n\
          servers = \"127.0.0.1 127.0.0.9\"\n[listeners.\"director-authreply\"]\nmode = \"0600\"\n"
     ));
-    let mut a = Admin::connect(&d.base.join("director-admin"));
-    let mut s = authreply(&d.base.join("director-authreply"));
+    let mut a = Admin::connect(&d.path("director-admin"));
+    let mut s = authreply(&d.path("director-authreply"));
     let list = a.list("DIRECTOR-LIST");
     assert!(self_line(&list).contains("ring handshaking"), "{list}");
 
@@ -167,8 +105,8 @@ fn admin_changes_wait_for_the_ring_sync() {
         "[director]\nmail_servers = \"10.0.0.1-10.0.0.3\"\nlisten = \"127.0.0.1:{port}\"\n\
          servers = \"127.0.0.1 127.0.0.9\"\n"
     ));
-    let mut a = Admin::connect(&d.base.join("director-admin"));
-    let mut waiting = Admin::connect(&d.base.join("director-admin"));
+    let mut a = Admin::connect(&d.path("director-admin"));
+    let mut waiting = Admin::connect(&d.path("director-admin"));
 
     // Reads are immediate; a PRE-SYNC command is parked whole, not executed.
     assert_eq!(state_of_first_host(&mut a), "U");

@@ -6,73 +6,13 @@
 mod daemon_support;
 
 use std::io::Write;
-use std::path::Path;
 use std::time::Duration;
 
 use daemon_support::*;
-use director::config::Config;
-use director::daemon::events::Event;
-use director::daemon::RunningDaemon;
 
-struct InProc {
-    rt: tokio::runtime::Runtime,
-    daemon: Option<RunningDaemon>,
-    _dir: tempfile::TempDir,
-    base: std::path::PathBuf,
-}
-
-impl InProc {
-    fn start(config: &str) -> InProc {
-        log_buffer();
-        let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().to_path_buf();
-        let config = Config::from_toml(config, &base).unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let daemon = rt.block_on(director::daemon::start(config)).unwrap();
-        InProc {
-            rt,
-            daemon: Some(daemon),
-            _dir: dir,
-            base,
-        }
-    }
-
-    fn path(&self, rel: &str) -> std::path::PathBuf {
-        self.base.join(rel)
-    }
-
-    /// Advances the owner's clock; returns once the owner has applied it (an admin round
-    /// trip on the same queue follows it).
-    fn advance(&self, admin: &mut Admin, secs: u64) {
-        let owner = self.daemon.as_ref().unwrap().owner().clone();
-        assert!(self
-            .rt
-            .block_on(owner.send(Event::AdvanceClock(Duration::from_secs(secs)))));
-        assert_eq!(admin.list("DIRECTOR-LIST").lines().count(), 2);
-    }
-}
-
-impl Drop for InProc {
-    fn drop(&mut self) {
-        if let Some(d) = self.daemon.take() {
-            self.rt.block_on(d.shutdown());
-        }
-    }
-}
-
-fn authreply(path: &Path) -> std::os::unix::net::UnixStream {
-    let mut s = connect(path);
-    assert_eq!(
-        read_lines(&mut s, 1),
-        b"VERSION\tdirector-authreply-server\t1\t0\n"
-    );
-    s.write_all(b"VERSION\tdirector-authreply-client\t1\t0\n")
-        .unwrap();
-    s
+/// Advances the owner's clock; the stand-alone DIRECTOR-LIST that follows has two lines.
+fn tick(d: &InProc, a: &mut Admin, secs: u64) {
+    assert_eq!(d.advance(a, secs).lines().count(), 2);
 }
 
 const CONF: &str = "[director]\nmail_servers = \"10.0.0.1-10.0.0.3\"\nuser_expire = \"10s\"\n\
@@ -100,7 +40,7 @@ fn notify_refresh_keeps_user_alive_past_expiry() {
         show(b"OK\t1\tuser=alice\tproxy\tproxy_refresh=5\thost=10.0.0.2\nOK\t2\tuser=bob\tproxy\tproxy_refresh=5\thost=10.0.0.2\n")
     );
     let first = lookup_expire(&mut a, "alice").expect("alice exists");
-    d.advance(&mut a, 6);
+    tick(&d, &mut a, 6);
     // The login process writes the user (as %Lu hashes, case does not matter) to the FIFO.
     let mut fifo = std::fs::OpenOptions::new()
         .write(true)
@@ -120,11 +60,11 @@ fn notify_refresh_keeps_user_alive_past_expiry() {
         );
         std::thread::yield_now();
     }
-    d.advance(&mut a, 6);
+    tick(&d, &mut a, 6);
     // 12 s after creation: bob (never refreshed) expired, alice (refreshed at +6 s) alive.
     assert!(lookup_expire(&mut a, "alice").is_some());
     assert_eq!(a.line("USER-LOOKUP\tbob"), "\t0\t10.0.0.2\t10.0.0.2\n");
-    d.advance(&mut a, 5);
+    tick(&d, &mut a, 5);
     assert_eq!(a.line("USER-LOOKUP\talice"), "\t0\t10.0.0.2\t10.0.0.2\n");
     assert_eq!(a.list("USER-LIST"), "\n");
     // The expiry timer purged them: host user counts are back to 0.
@@ -144,10 +84,10 @@ fn request_without_host_fails_after_the_30s_timer() {
         .unwrap();
     assert_eq!(read_lines(&mut s, 1), b"sync\n");
     // 29 s later it is still waiting (an echoed line arrives first).
-    d.advance(&mut a, 29);
+    tick(&d, &mut a, 29);
     s.write_all(b"whatever\tfoo\n").unwrap();
     assert_eq!(read_lines(&mut s, 1), b"whatever\tfoo\n");
-    d.advance(&mut a, 2);
+    tick(&d, &mut a, 2);
     let got = read_lines(&mut s, 1);
     if got.is_empty() {
         panic!("{}", log_buffer().lock().unwrap());
@@ -171,7 +111,7 @@ fn timer_follows_a_clock_moved_forward() {
     s.write_all(b"OK\t8\tuser=bob\tproxy\tdirector_tag=none\nsync\n")
         .unwrap();
     assert_eq!(read_lines(&mut s, 1), b"sync\n");
-    d.advance(&mut a, 29);
+    tick(&d, &mut a, 29);
     let start = std::time::Instant::now();
     let got = read_lines(&mut s, 1);
     assert_eq!(show(&got), show(b"FAIL\t8\tcode=temp_fail\n"));
@@ -192,7 +132,7 @@ fn queued_request_is_answered_when_a_host_appears() {
     assert_eq!(a.line("HOST-DOWN\t10.0.0.3"), "OK\n");
     s.write_all(b"OK\t1\tuser=alice\tproxy\nsync\n").unwrap();
     assert_eq!(read_lines(&mut s, 1), b"sync\n");
-    d.advance(&mut a, 20);
+    tick(&d, &mut a, 20);
     assert_eq!(a.line("HOST-UP\t10.0.0.3"), "OK\n");
     assert_eq!(
         show(&read_lines(&mut s, 1)),
@@ -210,17 +150,17 @@ fn later_requests_wait_for_the_next_timer_tick() {
     s.write_all(b"OK\t1\tuser=alice\tproxy\tdirector_tag=none\nsync\n")
         .unwrap();
     assert_eq!(read_lines(&mut s, 1), b"sync\n");
-    d.advance(&mut a, 20);
+    tick(&d, &mut a, 20);
     s.write_all(b"OK\t2\tuser=bob\tproxy\tdirector_tag=none\nsync\n")
         .unwrap();
     assert_eq!(read_lines(&mut s, 1), b"sync\n");
-    d.advance(&mut a, 11);
+    tick(&d, &mut a, 11);
     assert_eq!(read_lines(&mut s, 1), b"FAIL\t1\tcode=temp_fail\n");
     // bob is 31 s old now, but the timer next fires 30 s after its first tick.
-    d.advance(&mut a, 20);
+    tick(&d, &mut a, 20);
     s.write_all(b"sync\n").unwrap();
     assert_eq!(read_lines(&mut s, 1), b"sync\n");
-    d.advance(&mut a, 11);
+    tick(&d, &mut a, 11);
     assert_eq!(read_lines(&mut s, 1), b"FAIL\t2\tcode=temp_fail\n");
     let log = log_buffer().lock().unwrap().clone();
     assert!(
@@ -242,7 +182,7 @@ fn refresh_of_an_entry_kept_by_a_move_is_logged_as_too_late() {
     let mut a = Admin::connect(&d.path("director-admin"));
     // No ipc socket: the kick fails at once and the move sits in its 1 min kick delay.
     assert_eq!(a.line("USER-MOVE\tcarol\t10.0.0.1"), "OK\n");
-    d.advance(&mut a, 12);
+    tick(&d, &mut a, 12);
     assert!(a.line("USER-LOOKUP\tcarol").starts_with("10.0.0.1\t"));
     let mut fifo = std::fs::OpenOptions::new()
         .write(true)

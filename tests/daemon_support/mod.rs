@@ -3,6 +3,10 @@
 //! log, and play the peers it connects to (auth-login, auth-userdb, ipc).
 #![allow(dead_code)]
 
+mod inproc;
+#[allow(unused_imports)]
+pub use inproc::{authreply, InProc};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
