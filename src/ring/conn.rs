@@ -226,7 +226,7 @@ impl Ring {
         let hosts: Vec<HostInfo> = self
             .dir
             .host_list()
-            .map(|h| handshake_host_info(h, minor))
+            .map(|h| host_info(h, minor, true))
             .collect();
         for h in hosts {
             self.send(id, &Command::HandshakeHost(h));
@@ -311,11 +311,13 @@ impl Ring {
     }
 }
 
-/// The handshake form of a host for a peer with `minor` (§4.5).
-fn handshake_host_info(h: &crate::state::MailHost, minor: u32) -> HostInfo {
+/// A host as a HOST line for `minor`: the peer's version in the handshake (§4.5), where an
+/// old peer still gets a non-empty tag, or the ring minimum on the ring (§5.5), where it gets
+/// none.
+pub(super) fn host_info(h: &crate::state::MailHost, minor: u32, handshake: bool) -> HostInfo {
     let tag = h.tag.as_bytes();
-    let hostname = h.hostname.as_deref().unwrap_or("").as_bytes();
     if minor >= DIRECTOR_VERSION_UPDOWN {
+        let hostname = h.hostname.as_deref().unwrap_or("").as_bytes();
         HostInfo::full(
             h.ip,
             h.vhost_count,
@@ -328,32 +330,7 @@ fn handshake_host_info(h: &crate::state::MailHost, minor: u32) -> HostInfo {
         HostInfo {
             ip: h.ip,
             vhost_count: h.vhost_count,
-            tag: (!tag.is_empty()).then(|| tag.to_vec()),
-            updown: None,
-            hostname: None,
-            extra: Vec::new(),
-        }
-    }
-}
-
-/// The ring form of a host for the ring minimum `minor` (§5.5).
-pub(super) fn ring_host_info(h: &crate::state::MailHost, minor: u32) -> HostInfo {
-    let tag = h.tag.as_bytes();
-    let hostname = h.hostname.as_deref().unwrap_or("").as_bytes();
-    if minor >= DIRECTOR_VERSION_UPDOWN {
-        HostInfo::full(
-            h.ip,
-            h.vhost_count,
-            tag,
-            h.down,
-            h.last_updown_change,
-            hostname,
-        )
-    } else {
-        HostInfo {
-            ip: h.ip,
-            vhost_count: h.vhost_count,
-            tag: None,
+            tag: (handshake && !tag.is_empty()).then(|| tag.to_vec()),
             updown: None,
             hostname: None,
             extra: Vec::new(),

@@ -1,7 +1,7 @@
 //! Mail host changes over the ring (§4.5, §5.5, §7.2): HOST in both forms, HOST-REMOVE,
 //! HOST-FLUSH, the concurrent-update rules and the admin host commands that originate them.
 
-use super::conn::ring_host_info;
+use super::conn::host_info;
 use super::facade::Ring;
 use super::peer::DirAddr;
 use super::{AdminOutcome, ConnId, LogLevel};
@@ -215,7 +215,7 @@ impl Ring {
     /// Broadcast a ring HOST line for our current copy of `ip`.
     fn broadcast_host(&mut self, ip: IpAddr, origin: Origin, except: Option<DirAddr>) {
         let Some(h) = self.dir.host(ip) else { return };
-        let host = ring_host_info(h, self.ring_min_version);
+        let host = host_info(h, self.ring_min_version, false);
         self.broadcast(&Command::Host { origin, host }, except);
     }
 
