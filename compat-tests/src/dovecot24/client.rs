@@ -124,6 +124,18 @@ impl ImapSession {
         }
     }
 
+    /// Whether the proxy closes the session within `limit` (NOOP every 100 ms until one fails).
+    pub fn closes_within(&mut self, limit: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        while self.noop().is_ok() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        true
+    }
+
     /// `LOGOUT` (errors ignored: the session is over either way).
     pub fn logout(mut self) {
         let _ = self.command("LOGOUT");
